@@ -1,0 +1,43 @@
+# One make target per job. Every target creates the virtual env it needs on first use.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+export BENCH_OFFLINE ?= 1
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: all setup test pocket-model pocket-model-if-stale probes world clean-caches
+
+## all: the main job: every experiment that exists, on the offline default
+all: probes
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q torch==2.13.0
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+## test: the test suite (micro models only; about a few minutes on 2 cores)
+test: setup
+	$(PY) -m pytest -q tests
+
+## pocket-model: rebuild the committed pocket model from its recipe (about 90 minutes on 2 cores)
+pocket-model: setup
+	$(PY) -m bench pocket-model --force
+
+pocket-model-if-stale: setup
+	$(PY) -m bench pocket-model
+
+## probes: is the pocket model fit to stand in? writes results/probes/
+probes: pocket-model-if-stale
+	$(PY) -m bench probes --out results/probes
+
+## world: write the default synthetic world (v1 and v2) to data/world/
+world: setup
+	$(PY) -m bench world --out data/world
+
+clean-caches:
+	rm -rf .cache

@@ -1,0 +1,146 @@
+"""`python -m bench COMMAND`: the entry points the Makefile calls."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+from bench.data.loaders import DataError, import_squad, load_dataset, write_jsonl
+
+
+def cmd_world(args) -> int:
+    from bench.data.world import WorldSpec, generate_world, next_version
+
+    world = generate_world(WorldSpec(n_entities=args.entities), args.seed)
+    v2 = next_version(world)
+    out = Path(args.out)
+    write_jsonl(out / "corpus.jsonl", (p.to_json() for p in world.passages()))
+    write_jsonl(out / "qa.jsonl", (q.to_json() for q in world.qa()))
+    write_jsonl(out / "corpus_v2.jsonl", (p.to_json() for p in v2.passages()))
+    write_jsonl(out / "qa_v2.jsonl", (q.to_json() for q in v2.qa()))
+    write_jsonl(out / "changes.jsonl", v2.changes)
+    print(f"wrote {len(world.passages())} passages, {len(world.qa())} questions and "
+          f"{len(v2.changes)} v2 changes to {out}/")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    passages, items = load_dataset(args.corpus, args.qa)
+    print(f"ok: {len(passages)} passages, {len(items)} QA items "
+          f"({sum(q.split == 'train' for q in items)} train, "
+          f"{sum(not q.answerable for q in items)} unanswerable)")
+    return 0
+
+
+def cmd_import_squad(args) -> int:
+    passages, items = import_squad(args.file)
+    out = Path(args.out)
+    write_jsonl(out / "corpus.jsonl", (p.to_json() for p in passages))
+    write_jsonl(out / "qa.jsonl", (q.to_json() for q in items))
+    print(f"wrote {len(passages)} passages and {len(items)} QA items to {out}/")
+    return 0
+
+
+def cmd_pocket_model(args) -> int:
+    from bench.pocket.recipe import CHECKPOINT_DIR, PocketRecipe, checkpoint_hash
+    from bench.pocket.train import build_pocket
+
+    recipe = PocketRecipe()
+    want, have = recipe.hash(), checkpoint_hash()
+    if want == have and not args.force:
+        print(f"pocket model is current (recipe {want}) at {CHECKPOINT_DIR}")
+        return 0
+    print(f"building the pocket model (recipe {want}; committed: {have or 'none'})", flush=True)
+    summary = build_pocket(recipe, CHECKPOINT_DIR)
+    print(f"built in {summary['train_seconds']:.0f} s: {summary['parameters']:,} parameters")
+    return 0
+
+
+def cmd_probes(args) -> int:
+    from bench.models.generator import Generator
+    from bench.pocket.data import background_world
+    from bench.pocket.probes import ProbeSettings, run_probes
+    from bench.pocket.recipe import PocketRecipe, checkpoint_hash
+
+    settings = ProbeSettings(n_items=args.n)
+    start = time.perf_counter()
+    gen = Generator.load(args.model, batch_size=64)
+    rows = run_probes(gen, background_world(PocketRecipe()), settings)
+    gen.close()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "summary.csv.tmp"
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["probe", "metric", "value", "n"])
+        for probe, metric, value, n in rows:
+            w.writerow([probe, metric, round(float(value), 4), n])
+    tmp.replace(out / "summary.csv")
+    manifest = {"model": args.model, "recipe_hash": checkpoint_hash(),
+                "settings": {"n_items": settings.n_items, "max_k": settings.max_k,
+                             "world_entities": settings.world_entities, "seed": settings.seed,
+                             "lora": settings.lora.to_json()},
+                "seconds": round(time.perf_counter() - start, 1), **hardware()}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    print(f"{'probe':<12} {'metric':<36} {'value':>8} {'n':>5}")
+    for probe, metric, value, n in rows:
+        print(f"{probe:<12} {metric:<36} {float(value):>8.3f} {n:>5}")
+    print(f"wrote {out}/summary.csv in {manifest['seconds']:.0f} s")
+    return 0
+
+
+def hardware() -> dict:
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "machine": platform.machine(), "processor": platform.processor(),
+            "cpu_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("world", help="write a synthetic world (v1, v2, changes) as JSONL")
+    s.add_argument("--out", required=True)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--entities", type=int, default=200)
+    s.set_defaults(func=cmd_world)
+
+    s = sub.add_parser("validate", help="check a corpus and QA file pair")
+    s.add_argument("--corpus", required=True)
+    s.add_argument("--qa", required=True)
+    s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("import-squad", help="convert SQuAD-style JSON to corpus/QA JSONL")
+    s.add_argument("file")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_import_squad)
+
+    s = sub.add_parser("pocket-model", help="build the pocket model if its recipe changed")
+    s.add_argument("--force", action="store_true", help="rebuild even if the checkpoint is current")
+    s.set_defaults(func=cmd_pocket_model)
+
+    s = sub.add_parser("probes", help="measure the pocket model's reading/recall/abstention/LoRA")
+    s.add_argument("--model", default="pocket")
+    s.add_argument("--out", default="results/probes")
+    s.add_argument("--n", type=int, default=150, help="questions per probe cell")
+    s.set_defaults(func=cmd_probes)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from bench.models.resolve import ModelNotFound
+
+    try:
+        return args.func(args)
+    except (DataError, ModelNotFound) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,1 @@
+"""Data: the schema every arm reads, loaders with validation, and the synthetic world generator."""

@@ -1,0 +1,1 @@
+"""Metrics: pure functions from (prediction, gold) to a score."""

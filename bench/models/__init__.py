@@ -1,0 +1,1 @@
+"""Models: name resolution, the causal-LM generator, LoRA training."""

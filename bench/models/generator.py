@@ -1,0 +1,95 @@
+"""A causal LM behind one narrow interface: prompts in, answers out, batched and timed.
+
+Every model, pocket or Hugging Face, loads through the same `from_pretrained` path.
+`trust_remote_code` stays off unless asked for, and weights must be safetensors.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from bench.models.resolve import resolve_model
+
+
+@dataclass
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float            # this item's share of its batch's wall time
+
+
+def pick_device(device: str = "auto") -> str:
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_causal_lm(name: str, device: str = "auto", trust_remote_code: bool = False,
+                   dtype: torch.dtype | None = None):
+    path = resolve_model(name)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code,
+                                                 use_safetensors=True, dtype=dtype)
+    model.to(pick_device(device)).eval()
+    return model, tokenizer
+
+
+class Generator:
+    """Greedy (or sampled) batched generation that stops at end of sequence or a newline."""
+
+    def __init__(self, model, tokenizer, max_new_tokens: int = 16, batch_size: int = 32):
+        self.model, self.tokenizer = model, tokenizer
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+
+    @classmethod
+    def load(cls, name: str, **kwargs) -> "Generator":
+        device = kwargs.pop("device", "auto")
+        trust = kwargs.pop("trust_remote_code", False)
+        return cls(*load_causal_lm(name, device, trust), **kwargs)
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[str], temperature: float = 0.0,
+                 seed: int | None = None) -> list[Generation]:
+        out: list[Generation] = []
+        for i in range(0, len(prompts), self.batch_size):
+            out.extend(self._batch(prompts[i:i + self.batch_size], temperature, seed))
+        return out
+
+    def _batch(self, prompts: Sequence[str], temperature: float, seed: int | None) -> list[Generation]:
+        tok = self.tokenizer
+        enc = tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(self.model.device) for k, v in enc.items()}
+        if seed is not None:
+            torch.manual_seed(seed)
+        sampling = temperature > 0
+        start = time.perf_counter()
+        ids = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=sampling,
+                                  temperature=temperature if sampling else None, top_p=None,
+                                  top_k=None, pad_token_id=tok.pad_token_id,
+                                  eos_token_id=tok.eos_token_id)
+        seconds = (time.perf_counter() - start) / len(prompts)
+        new = ids[:, enc["input_ids"].shape[1]:]
+        results = []
+        for row, mask in zip(new, enc["attention_mask"]):
+            ended = (row == tok.eos_token_id).nonzero()
+            row = row[: int(ended[0])] if len(ended) else row
+            text = tok.decode(row, skip_special_tokens=True).split("\n")[0].strip()
+            results.append(Generation(text, int(mask.sum()), len(row), seconds))
+        return results
+
+    def close(self) -> None:
+        """Drop the model so the next arm's model does not share memory with this one."""
+        self.model = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

@@ -1,0 +1,75 @@
+"""LoRA fine-tuning with peft: inject a corpus (and training questions) into a causal LM."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import torch
+from peft import LoraConfig, get_peft_model
+from tqdm import tqdm
+
+from bench.pocket.train import collate, encode_example
+
+Example = tuple[str, str]   # (prompt, target); empty prompt = language modelling on the target
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj",
+                                       "gate_proj", "up_proj", "down_proj")
+    steps: int = 200
+    batch_size: int = 32
+    lr: float = 2e-3
+    replay_share: float = 0.3     # share of each batch drawn from `replay` (keeps old skills)
+    seed: int = 0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def train_lora(model, tokenizer, examples: Sequence[Example], settings: LoraSettings,
+               replay: Callable[[random.Random], Example] | None = None,
+               progress: bool = True):
+    """Wrap `model` with a fresh LoRA adapter and train it; returns (peft_model, stats)."""
+    if not examples:
+        raise ValueError("LoRA training needs at least one example")
+    torch.manual_seed(settings.seed)
+    rng = random.Random(settings.seed)
+    config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                        target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
+    peft_model = get_peft_model(model, config)
+    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in peft_model.parameters())
+    opt = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=settings.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / 20) * max(0.1, 1 - s / settings.steps))
+    n_replay = round(settings.batch_size * settings.replay_share) if replay else 0
+    order: list[int] = []
+    tokens, start = 0, time.perf_counter()
+    peft_model.train()
+    for _ in tqdm(range(settings.steps), desc="LoRA", disable=not progress, leave=False):
+        rows = []
+        for _ in range(settings.batch_size - n_replay):
+            if not order:   # epochs over the examples, reshuffled each time
+                order = list(range(len(examples)))
+                rng.shuffle(order)
+            rows.append(encode_example(tokenizer, *examples[order.pop()]))
+        rows += [encode_example(tokenizer, *replay(rng)) for _ in range(n_replay)]
+        batch = {k: v.to(peft_model.device) for k, v in collate(rows, tokenizer.pad_token_id).items()}
+        loss = peft_model(**batch).loss
+        loss.backward()
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        tokens += int(batch["attention_mask"].sum())
+    peft_model.eval()
+    stats = {"trainable_parameters": trainable, "total_parameters": total,
+             "train_seconds": round(time.perf_counter() - start, 2), "train_tokens": tokens,
+             "final_loss": round(loss.item(), 4), "settings": settings.to_json()}
+    return peft_model, stats

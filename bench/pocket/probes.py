@@ -1,0 +1,151 @@
+"""Is the pocket model fit to stand in for a real LLM? Four skills, measured by generation.
+
+- reading: answer about never-seen people from k = 1..3 passages, the k-1 others stating the
+  same attribute of other people (what a retriever returns for "When was X born?");
+- recall: closed-book answers about the background world it was pretrained on;
+- abstention: say "unknown" when the passages lack the answer;
+- after LoRA on a new world: closed-book on that world's held-out questions, reading, and
+  how much background recall is left (forgetting).
+Each probe returns rows (probe, metric, value, n); nothing here is a hard-coded number.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from bench.data.world import UNKNOWN, World, WorldSpec, generate_world
+from bench.metrics.text import exact_match
+from bench.models.generator import Generator
+from bench.models.lora import LoraSettings, train_lora
+from bench.pocket import data
+from bench.prompts import closed_book_prompt, completion, context_prompt
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    n_items: int = 150          # questions per probe cell
+    max_k: int = 3
+    world_entities: int = 80    # size of the never-seen world used for reading and LoRA
+    seed: int = 1234
+    lora: LoraSettings = LoraSettings()
+
+
+def _passage_texts(world: World) -> dict[tuple[str, str], list[str]]:
+    by_fact: dict[tuple[str, str], list[str]] = {}
+    for p in world.passages():
+        by_fact.setdefault((p.meta["entity"], p.meta["attribute"]), []).append(p.text)
+    return by_fact
+
+
+def _answerable(world: World, split: str | None = None):
+    return [q for q in world.qa() if q.answerable and (split is None or q.split == split)]
+
+
+def reading_items(world: World, k: int, n: int, rng: random.Random, absent: bool = False):
+    """(prompt, answers) with k passages: the gold one (unless `absent`) and hard distractors."""
+    texts = _passage_texts(world)
+    by_attr: dict[str, list[str]] = {}
+    for (entity, attribute), ts in texts.items():
+        by_attr.setdefault(attribute, []).extend(ts)
+    items = []
+    for q in rng.sample(_answerable(world), min(n, len(_answerable(world)))):
+        entity, attribute = q.meta["entity"], q.meta["attribute"]
+        gold = rng.choice(texts[(entity, attribute)])
+        others = [t for t in by_attr[attribute] if entity not in t]
+        if absent:   # the person's other facts and others' same fact: everything but the answer
+            own = [rng.choice(ts) for (e, a), ts in texts.items() if e == entity and a != attribute]
+            pool = own + rng.sample(others, k)
+            passages = rng.sample(pool, k)
+        else:
+            passages = [gold] + rng.sample(others, k - 1)
+        rng.shuffle(passages)
+        items.append((context_prompt(q.question, passages), [UNKNOWN] if absent else q.answers))
+    return items
+
+
+def _em(gen: Generator, items) -> tuple[float, int]:
+    preds = gen.generate([p for p, _ in items])
+    scores = [exact_match(g.text, answers) for g, (_, answers) in zip(preds, items)]
+    return sum(scores) / len(scores), len(scores)
+
+
+def probe_reading(gen: Generator, world: World, s: ProbeSettings, tag: str = "reading") -> list[tuple]:
+    rng = random.Random(s.seed)
+    rows, total, count = [], 0.0, 0
+    for k in range(1, s.max_k + 1):
+        em, n = _em(gen, reading_items(world, k, s.n_items, rng))
+        rows.append((tag, f"em_k{k}", em, n))
+        total, count = total + em * n, count + n
+    rows.append((tag, "em_k1to3", total / count, count))
+    return rows
+
+
+def probe_abstention(gen: Generator, world: World, s: ProbeSettings) -> list[tuple]:
+    rng = random.Random(s.seed + 1)
+    items = [it for k in range(1, s.max_k + 1)
+             for it in reading_items(world, k, s.n_items // s.max_k, rng, absent=True)]
+    rate, n = _em(gen, items)
+    return [("abstention", "unknown_rate_answer_absent", rate, n)]
+
+
+def closed_book_items(world: World, facts, n: int, rng: random.Random):
+    chosen = rng.sample(facts, min(n, len(facts)))
+    return [(closed_book_prompt(q.question), q.answers) for q in chosen]
+
+
+def probe_recall(gen: Generator, background: World, s: ProbeSettings, tag: str = "recall") -> list[tuple]:
+    rng = random.Random(s.seed + 2)
+    rows = []
+    for split, metric in (("train", "em_trained_questions"), ("test", "em_heldout_questions")):
+        em, n = _em(gen, closed_book_items(background, _answerable(background, split), s.n_items, rng))
+        rows.append((tag, metric, em, n))
+    return rows
+
+
+def lora_examples(world: World) -> list[tuple[str, str]]:
+    """The test world's documents (as plain text) and its training questions, every paraphrase."""
+    docs: dict[str, list[str]] = {}
+    for p in world.passages():
+        docs.setdefault(p.doc_id, []).append(p.text)
+    examples = [("", " ".join(sentences)) for sentences in docs.values()]
+    for q in _answerable(world, "train"):
+        for question in [q.question, *q.paraphrases]:
+            examples.append((closed_book_prompt(question), completion(q.answers[0])))
+    return examples
+
+
+def probe_after_lora(gen: Generator, background: World, s: ProbeSettings,
+                     progress: bool = True) -> list[tuple]:
+    new_world = generate_world(WorldSpec(n_entities=s.world_entities), seed=s.seed + 10)
+    fresh_world = generate_world(WorldSpec(n_entities=s.world_entities), seed=s.seed + 20)
+    rng = random.Random(s.seed + 3)
+    heldout = _answerable(new_world, "test")
+    before, n = _em(gen, closed_book_items(new_world, heldout, s.n_items, random.Random(s.seed)))
+    base_model = gen.model
+    peft_model, stats = train_lora(base_model, gen.tokenizer, lora_examples(new_world), s.lora,
+                                   replay=lambda r: data.reading_example(r, max_k=s.max_k),
+                                   progress=progress)
+    gen.model = peft_model
+    try:
+        after, _ = _em(gen, closed_book_items(new_world, heldout, s.n_items, random.Random(s.seed)))
+        rows = [("after_lora", "closed_book_em_new_facts_before", before, n),
+                ("after_lora", "closed_book_em_new_facts_after", after, n)]
+        rows += [("after_lora", m, v, c) for _, m, v, c in
+                 probe_reading(gen, fresh_world, s, tag="after_lora")
+                 if m == "em_k1to3"]
+        rows[-1] = ("after_lora", "reading_em_k1to3", rows[-1][2], rows[-1][3])
+        rows += [("after_lora", "background_" + m, v, c)
+                 for _, m, v, c in probe_recall(gen, background, s)]
+        rows.append(("after_lora", "lora_trainable_parameters", stats["trainable_parameters"], 1))
+        rows.append(("after_lora", "lora_train_seconds", stats["train_seconds"], 1))
+    finally:
+        gen.model = peft_model.unload()   # drop the adapter: the base model is left as it was
+    return rows
+
+
+def run_probes(gen: Generator, background: World, s: ProbeSettings = ProbeSettings(),
+               progress: bool = True) -> list[tuple]:
+    unseen = generate_world(WorldSpec(n_entities=s.world_entities), seed=s.seed)
+    return (probe_reading(gen, unseen, s) + probe_recall(gen, background, s)
+            + probe_abstention(gen, unseen, s) + probe_after_lora(gen, background, s, progress))

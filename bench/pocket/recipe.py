@@ -1,0 +1,78 @@
+"""The recipe that builds the pocket model, and the hash that names what it built.
+
+The hash covers the recipe's fields, a training-code version, and a fingerprint of the training data
+itself (the background world and the first examples of every stream). Changing a template, a
+name list or the prompt format therefore marks the committed checkpoint stale, while edits
+elsewhere in the world generator that leave the pocket model's data alone do not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHECKPOINT_DIR = REPO_ROOT / "checkpoints" / "pocket"
+RECIPE_FILE = "recipe.json"
+
+# Bump when a change to the training loop or tokenizer changes what a recipe builds (the data
+# is covered by its fingerprint, the knobs by the fields below).
+TRAINING_CODE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PocketRecipe:
+    seed: int = 0
+    background_entities: int = 400
+    vocab_size: int = 2048
+    hidden: int = 192
+    layers: int = 6
+    heads: int = 6
+    intermediate: int = 512
+    max_positions: int = 512
+    steps: int = 7000
+    warmup_steps: int = 300          # learning-rate warm-up
+    curriculum_steps: int = 800      # first steps: copying and binding only
+    batch_size: int = 32
+    lr: float = 1.5e-3
+    max_k: int = 4                   # most passages in one reading example
+    # "binding": every distractor is another person with the same attribute (the hard case)
+    weights: dict = field(default_factory=lambda: {
+        "reading": 0.35, "binding": 0.15, "biography": 0.22, "closed_book": 0.2,
+        "induction": 0.08})
+    curriculum_weights: dict = field(default_factory=lambda: {
+        "binding": 0.6, "reading": 0.2, "induction": 0.2})
+    threads: int = 2
+    eval_every: int = 250
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def hash(self) -> str:
+        from bench.pocket.data import fingerprint  # late: data imports the world generator
+
+        h = hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode())
+        h.update(f"training-code-v{TRAINING_CODE_VERSION}".encode())
+        h.update(fingerprint(self).encode())
+        return h.hexdigest()[:16]
+
+
+def micro_recipe() -> PocketRecipe:
+    """A recipe small enough for the test suite: seconds, not minutes."""
+    return PocketRecipe(background_entities=20, vocab_size=400, hidden=64, layers=2, heads=4,
+                        intermediate=128, steps=30, warmup_steps=5, curriculum_steps=10,
+                        batch_size=8, eval_every=15)
+
+
+def checkpoint_hash(path: Path = CHECKPOINT_DIR) -> str | None:
+    """The recipe hash a built checkpoint records, or None if there is none."""
+    f = Path(path) / RECIPE_FILE
+    if not f.exists():
+        return None
+    return json.loads(f.read_text())["hash"]
+
+
+def checkpoint_is_current(recipe: PocketRecipe | None = None, path: Path = CHECKPOINT_DIR) -> bool:
+    return checkpoint_hash(path) == (recipe or PocketRecipe()).hash()

@@ -1,0 +1,162 @@
+"""Pretrain the pocket model from scratch on its background world (see recipe.py for the knobs)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+from tqdm import tqdm
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
+
+from bench.pocket import data
+from bench.pocket.recipe import RECIPE_FILE, PocketRecipe
+from bench.pocket.tokenizer import train_tokenizer
+
+IGNORE = -100
+
+
+def encode_example(tokenizer: PreTrainedTokenizerBase, prompt: str, target: str) -> tuple[list[int], list[int]]:
+    """Token ids and labels; the loss covers the target (or everything, for plain text)."""
+    target_ids = tokenizer(target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    if not prompt:
+        return target_ids, list(target_ids)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    return prompt_ids + target_ids, [IGNORE] * len(prompt_ids) + target_ids
+
+
+def collate(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad_id)
+    labels = torch.full((len(rows), width), IGNORE)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (x, y) in enumerate(rows):
+        ids[i, :len(x)] = torch.tensor(x)
+        labels[i, :len(y)] = torch.tensor(y)
+        mask[i, :len(x)] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def batches(rng: random.Random, tokenizer, stream: Iterator, batch_size: int) -> Iterator[dict]:
+    vocab = len(tokenizer)
+    while True:
+        rows = []
+        for _ in range(batch_size):
+            kind, example = next(stream)
+            if kind == "induction":
+                ids = data.induction_example(rng, vocab)
+                rows.append((ids, list(ids)))
+            else:
+                rows.append(encode_example(tokenizer, *example))
+        yield collate(rows, tokenizer.pad_token_id)
+
+
+@torch.no_grad()
+def teacher_forced_accuracy(model, tokenizer, examples: Sequence[tuple[str, str]]) -> float:
+    """Share of examples whose every target token is the argmax: a cheap stand-in for greedy EM."""
+    model.eval()
+    batch = collate([encode_example(tokenizer, p, t) for p, t in examples], tokenizer.pad_token_id)
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    pred = logits[:, :-1].argmax(-1)
+    gold = batch["labels"][:, 1:]
+    ok = ((pred == gold) | (gold == IGNORE)).all(dim=1)
+    model.train()
+    return ok.float().mean().item()
+
+
+def _sample(rng: random.Random, items: list, n: int) -> list:
+    return rng.sample(items, min(n, len(items)))
+
+
+def model_config(recipe: PocketRecipe, tokenizer) -> LlamaConfig:
+    return LlamaConfig(vocab_size=len(tokenizer), hidden_size=recipe.hidden,
+                       num_hidden_layers=recipe.layers, num_attention_heads=recipe.heads,
+                       num_key_value_heads=recipe.heads, intermediate_size=recipe.intermediate,
+                       max_position_embeddings=recipe.max_positions, tie_word_embeddings=True,
+                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                       pad_token_id=tokenizer.pad_token_id)
+
+
+def build_pocket(recipe: PocketRecipe, out_dir: Path | str, progress: bool = True) -> dict:
+    """Train tokenizer and model, save both with save_pretrained; returns the training log."""
+    out_dir = Path(out_dir)
+    recipe_hash = recipe.hash()
+    torch.manual_seed(recipe.seed)
+    torch.set_num_threads(recipe.threads)
+    rng = random.Random(recipe.seed)
+    world = data.background_world(recipe)
+
+    sample_rng = random.Random(recipe.seed + 1)
+    corpus = [p.text for p in world.passages()]
+    corpus += [" ".join(data.reading_example(sample_rng, recipe.max_k)) for _ in range(3000)]
+    tokenizer = train_tokenizer(corpus, recipe.vocab_size)
+    model = LlamaForCausalLM(model_config(recipe, tokenizer))
+
+    held_rng = random.Random(recipe.seed + 2)
+    monitor = {
+        "binding_k3": [data.reading_example(held_rng, max_k=3, abstain_share=0.0,
+                                            same_attribute_share=1.0) for _ in range(96)],
+        "reading_k4": [data.reading_example(held_rng, max_k=4) for _ in range(96)],
+        "recall": [data.closed_book_example(held_rng, world, e, a)
+                   for e, a in _sample(held_rng, data.background_qa_facts(world)[0], 96)],
+    }
+
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.01, betas=(0.9, 0.98))
+
+    def lr_at(step: int) -> float:
+        if step < recipe.warmup_steps:
+            return (step + 1) / recipe.warmup_steps
+        done = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    early = batches(rng, tokenizer, data.mixture(rng, world, recipe.curriculum_weights, recipe.max_k),
+                    recipe.batch_size)
+    main = batches(rng, tokenizer, data.mixture(rng, world, recipe.weights, recipe.max_k),
+                   recipe.batch_size)
+    log, tokens, start = [], 0, time.perf_counter()
+    bar = tqdm(range(recipe.steps), desc="pocket model", disable=not progress)
+    model.train()
+    for step in bar:
+        batch = next(early if step < recipe.curriculum_steps else main)
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        tokens += int(batch["attention_mask"].sum())
+        if (step + 1) % recipe.eval_every == 0 or step + 1 == recipe.steps:
+            row = {"step": step + 1, "loss": round(loss.item(), 4),
+                   "seconds": round(time.perf_counter() - start, 1), "tokens": tokens}
+            row.update({k: round(teacher_forced_accuracy(model, tokenizer, v), 3)
+                        for k, v in monitor.items()})
+            log.append(row)
+            bar.write(json.dumps(row))
+            # a snapshot to inspect while training goes on; never mistaken for the real thing
+            _save(model, tokenizer, {"hash": None, "log": log},
+                  out_dir.with_name(out_dir.name + ".partial"))
+
+    summary = {"hash": recipe_hash, "recipe": recipe.to_json(), "log": log,
+               "train_seconds": round(time.perf_counter() - start, 1), "tokens": tokens,
+               "parameters": sum(p.numel() for p in model.parameters()),
+               "torch": torch.__version__}
+    _save(model, tokenizer, summary, out_dir)
+    shutil.rmtree(out_dir.with_name(out_dir.name + ".partial"), ignore_errors=True)
+    return summary
+
+
+def _save(model, tokenizer, summary: dict, out_dir: Path) -> None:
+    """Write next to the target and rename: a killed build never leaves a half checkpoint."""
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / RECIPE_FILE).write_text(json.dumps(summary, indent=1))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)

@@ -1,0 +1,99 @@
+import dataclasses
+import json
+import random
+
+from bench.data.world import WorldSpec, generate_world
+from bench.models.generator import Generator
+from bench.models.lora import LoraSettings, train_lora
+from bench.pocket import data
+from bench.pocket.probes import ProbeSettings, lora_examples, reading_items, run_probes
+from bench.pocket.recipe import RECIPE_FILE, checkpoint_is_current, micro_recipe
+from bench.pocket.train import encode_example
+
+
+def test_micro_build_saves_a_loadable_checkpoint(micro_pocket):
+    path, summary = micro_pocket
+    saved = json.loads((path / RECIPE_FILE).read_text())
+    assert saved["hash"] == micro_recipe().hash() == summary["hash"]
+    assert checkpoint_is_current(micro_recipe(), path)
+    assert not checkpoint_is_current(dataclasses.replace(micro_recipe(), steps=31), path)
+    assert (path / "model.safetensors").exists() and (path / "tokenizer.json").exists()
+    assert [row["step"] for row in summary["log"]] == [15, 30]
+    gen = Generator.load(str(path), max_new_tokens=4)
+    assert len(gen.generate(["Question: When was Tavo Selin born?\nAnswer:"])) == 1
+    assert not path.with_name(path.name + ".partial").exists()
+
+
+def test_recipe_hash_follows_the_training_data():
+    a = micro_recipe()
+    assert a.hash() == micro_recipe().hash()
+    assert a.hash() != dataclasses.replace(a, background_entities=21).hash()
+    assert a.hash() != dataclasses.replace(a, lr=0.5).hash()
+
+
+def test_reading_examples_need_the_passages():
+    rng = random.Random(0)
+    for _ in range(50):
+        prompt, target = data.reading_example(rng, max_k=3, abstain_share=0.0)
+        assert target.strip() in prompt.split("Question:")[0]
+    abstain = [data.reading_example(rng, abstain_share=1.0) for _ in range(20)]
+    assert {t for _, t in abstain} == {" unknown"}
+
+
+def test_answer_only_loss():
+    from bench.pocket.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(["Question: a?\nAnswer: b", "hello world"] * 10, 280)
+    ids, labels = encode_example(tok, "Question: a?\nAnswer:", " b")
+    masked = sum(l == -100 for l in labels)
+    assert masked == len(tok("Question: a?\nAnswer:", add_special_tokens=False)["input_ids"])
+    assert labels[-1] == tok.eos_token_id and ids[masked:] == labels[masked:]
+    ids, labels = encode_example(tok, "", "hello world")
+    assert ids == labels
+
+
+def test_probe_items_put_the_gold_passage_among_same_attribute_distractors():
+    world = generate_world(WorldSpec(n_entities=30), 5)
+    items = reading_items(world, 3, 20, random.Random(0))
+    for prompt, answers in items:
+        context = prompt.split("Question:")[0]
+        assert context.count("\n[") == 3 and answers[0] in context
+    for prompt, answers in reading_items(world, 2, 20, random.Random(0), absent=True):
+        assert answers == ["unknown"]
+
+
+def test_probes_and_lora_run_on_the_micro_model(micro_pocket):
+    path, _ = micro_pocket
+    gen = Generator.load(str(path), max_new_tokens=4)
+    before = {n: p.clone() for n, p in gen.model.named_parameters()}
+    settings = ProbeSettings(n_items=6, world_entities=12, lora=LoraSettings(steps=2, batch_size=4, rank=2))
+    rows = run_probes(gen, data.background_world(micro_recipe()), settings, progress=False)
+    metrics = {(p, m): v for p, m, v, n in rows}
+    for key in [("reading", "em_k1to3"), ("recall", "em_trained_questions"),
+                ("abstention", "unknown_rate_answer_absent"),
+                ("after_lora", "closed_book_em_new_facts_after"), ("after_lora", "reading_em_k1to3")]:
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics[("after_lora", "lora_trainable_parameters")] > 0
+    # the adapter is removed afterwards: the base weights are untouched
+    after = dict(gen.model.named_parameters())
+    assert before.keys() == after.keys()
+    assert all(bool((before[n] == after[n]).all()) for n in before)
+
+
+def test_lora_trains_only_a_small_share_and_changes_outputs(micro_pocket):
+    path, _ = micro_pocket
+    gen = Generator.load(str(path), max_new_tokens=4)
+    world = generate_world(WorldSpec(n_entities=5), 0)
+    prompt = "Question: When was Tavo Selin born?\nAnswer:"
+    import torch
+
+    enc = gen.tokenizer(prompt, return_tensors="pt")
+    with torch.no_grad():
+        base_logits = gen.model(**enc).logits.clone()
+    peft_model, stats = train_lora(gen.model, gen.tokenizer, lora_examples(world),
+                                   LoraSettings(steps=3, batch_size=4, rank=4, lr=1e-2), progress=False)
+    assert 0 < stats["trainable_parameters"] < 0.5 * stats["total_parameters"]
+    assert stats["train_tokens"] > 0
+    with torch.no_grad():
+        tuned = peft_model(**enc).logits
+    assert not torch.allclose(base_logits, tuned)

@@ -20,11 +20,11 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-## test: the test suite (micro models only; about a few minutes on 2 cores)
+## test: the test suite (micro models only; about 20 s once .venv exists)
 test: setup
 	$(PY) -m pytest -q tests
 
-## pocket-model: rebuild the committed pocket model from its recipe (about 90 minutes on 2 cores)
+## pocket-model: rebuild the committed pocket model from its recipe (about 22 minutes on 2 cores)
 pocket-model: setup
 	$(PY) -m bench pocket-model --force
 

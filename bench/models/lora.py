@@ -11,7 +11,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from tqdm import tqdm
 
-from bench.pocket.train import collate, encode_example
+from bench.pocket.train import collate, encode_example, per_example_loss
 
 Example = tuple[str, str]   # (prompt, target); empty prompt = language modelling on the target
 
@@ -62,7 +62,7 @@ def train_lora(model, tokenizer, examples: Sequence[Example], settings: LoraSett
             rows.append(encode_example(tokenizer, *examples[order.pop()]))
         rows += [encode_example(tokenizer, *replay(rng)) for _ in range(n_replay)]
         batch = {k: v.to(peft_model.device) for k, v in collate(rows, tokenizer.pad_token_id).items()}
-        loss = peft_model(**batch).loss
+        loss = per_example_loss(peft_model, batch)
         loss.backward()
         opt.step()
         sched.step()

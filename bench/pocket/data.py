@@ -71,12 +71,15 @@ def closed_book_example(rng: random.Random, world: World, entity: str, attribute
             completion(world.facts[(entity, attribute)]))
 
 
-def induction_example(rng: random.Random, vocab_size: int, length: int = 48) -> list[int]:
-    """Random tokens with a span repeated later: teaches the copy circuit reading relies on."""
+def induction_example(rng: random.Random, vocab_size: int, length: int = 48) -> tuple[list[int], int]:
+    """Random tokens with a span repeated later: teaches the copy circuit reading relies on.
+
+    Returns the ids and where the repeat starts: only the repeat is predictable, so only the
+    repeat carries loss (loss on random tokens is pure noise)."""
     span = rng.randint(6, 16)
     prefix = [rng.randrange(16, vocab_size) for _ in range(length - span)]
     start = rng.randrange(0, len(prefix) - span)
-    return prefix + prefix[start:start + span]
+    return prefix + prefix[start:start + span], len(prefix) + 1
 
 
 def background_qa_facts(world: World) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -101,6 +104,8 @@ def mixture(rng: random.Random, world: World, weights: dict[str, float],
         kind = rng.choices(kinds, probs)[0]
         if kind == "reading":
             yield kind, reading_example(rng, max_k=max_k)
+        elif kind == "copy":
+            yield kind, reading_example(rng, max_k=1, abstain_share=0.0)
         elif kind == "binding":
             yield kind, reading_example(rng, max_k=max_k, abstain_share=0.0,
                                         same_attribute_share=1.0)
@@ -126,7 +131,7 @@ def fingerprint(recipe, n: int = 300) -> str:
     h.update(json.dumps([p.to_json() for p in world.passages()]).encode())
     h.update(json.dumps([q.to_json() for q in world.qa()]).encode())
     rng = random.Random(0)
-    for kind in ("reading", "binding", "biography", "closed_book"):
+    for kind in ("reading", "copy", "binding", "biography", "closed_book"):
         stream = mixture(rng, world, {kind: 1.0}, recipe.max_k)
         h.update(json.dumps([next(stream) for _ in range(n)]).encode())
     h.update(json.dumps(induction_example(random.Random(0), 1000)).encode())

@@ -49,11 +49,26 @@ def batches(rng: random.Random, tokenizer, stream: Iterator, batch_size: int) ->
         for _ in range(batch_size):
             kind, example = next(stream)
             if kind == "induction":
-                ids = data.induction_example(rng, vocab)
-                rows.append((ids, list(ids)))
+                ids, first = data.induction_example(rng, vocab)
+                rows.append((ids, [IGNORE] * first + ids[first:]))
             else:
                 rows.append(encode_example(tokenizer, *example))
         yield collate(rows, tokenizer.pad_token_id)
+
+
+def per_example_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean over examples of each example's mean token loss.
+
+    The usual mean over all tokens lets a 60-token biography outweigh a 3-token answer twenty
+    to one; here every example, answer-only QA included, pulls with the same weight."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    labels = batch["labels"][:, 1:]
+    token_loss = torch.nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE,
+        reduction="none").view(labels.shape)
+    counts = (labels != IGNORE).sum(dim=1)
+    per_example = token_loss.sum(dim=1) / counts.clamp(min=1)
+    return per_example[counts > 0].mean()
 
 
 @torch.no_grad()
@@ -124,7 +139,7 @@ def build_pocket(recipe: PocketRecipe, out_dir: Path | str, progress: bool = Tru
     model.train()
     for step in bar:
         batch = next(early if step < recipe.curriculum_steps else main)
-        loss = model(**batch).loss
+        loss = per_example_loss(model, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()

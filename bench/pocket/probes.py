@@ -70,14 +70,14 @@ def _em(gen: Generator, items) -> tuple[float, int]:
     return sum(scores) / len(scores), len(scores)
 
 
-def probe_reading(gen: Generator, world: World, s: ProbeSettings, tag: str = "reading") -> list[tuple]:
+def probe_reading(gen: Generator, world: World, s: ProbeSettings) -> list[tuple]:
     rng = random.Random(s.seed)
     rows, total, count = [], 0.0, 0
     for k in range(1, s.max_k + 1):
         em, n = _em(gen, reading_items(world, k, s.n_items, rng))
-        rows.append((tag, f"em_k{k}", em, n))
+        rows.append(("reading", f"em_k{k}", em, n))
         total, count = total + em * n, count + n
-    rows.append((tag, "em_k1to3", total / count, count))
+    rows.append(("reading", "em_k1to3", total / count, count))
     return rows
 
 
@@ -94,12 +94,12 @@ def closed_book_items(world: World, facts, n: int, rng: random.Random):
     return [(closed_book_prompt(q.question), q.answers) for q in chosen]
 
 
-def probe_recall(gen: Generator, background: World, s: ProbeSettings, tag: str = "recall") -> list[tuple]:
+def probe_recall(gen: Generator, background: World, s: ProbeSettings) -> list[tuple]:
     rng = random.Random(s.seed + 2)
     rows = []
     for split, metric in (("train", "em_trained_questions"), ("test", "em_heldout_questions")):
         em, n = _em(gen, closed_book_items(background, _answerable(background, split), s.n_items, rng))
-        rows.append((tag, metric, em, n))
+        rows.append(("recall", metric, em, n))
     return rows
 
 
@@ -119,11 +119,9 @@ def probe_after_lora(gen: Generator, background: World, s: ProbeSettings,
                      progress: bool = True) -> list[tuple]:
     new_world = generate_world(WorldSpec(n_entities=s.world_entities), seed=s.seed + 10)
     fresh_world = generate_world(WorldSpec(n_entities=s.world_entities), seed=s.seed + 20)
-    rng = random.Random(s.seed + 3)
     heldout = _answerable(new_world, "test")
     before, n = _em(gen, closed_book_items(new_world, heldout, s.n_items, random.Random(s.seed)))
-    base_model = gen.model
-    peft_model, stats = train_lora(base_model, gen.tokenizer, lora_examples(new_world), s.lora,
+    peft_model, stats = train_lora(gen.model, gen.tokenizer, lora_examples(new_world), s.lora,
                                    replay=lambda r: data.reading_example(r, max_k=s.max_k),
                                    progress=progress)
     gen.model = peft_model
@@ -131,10 +129,8 @@ def probe_after_lora(gen: Generator, background: World, s: ProbeSettings,
         after, _ = _em(gen, closed_book_items(new_world, heldout, s.n_items, random.Random(s.seed)))
         rows = [("after_lora", "closed_book_em_new_facts_before", before, n),
                 ("after_lora", "closed_book_em_new_facts_after", after, n)]
-        rows += [("after_lora", m, v, c) for _, m, v, c in
-                 probe_reading(gen, fresh_world, s, tag="after_lora")
-                 if m == "em_k1to3"]
-        rows[-1] = ("after_lora", "reading_em_k1to3", rows[-1][2], rows[-1][3])
+        reading = {m: (v, c) for _, m, v, c in probe_reading(gen, fresh_world, s)}
+        rows.append(("after_lora", "reading_em_k1to3", *reading["em_k1to3"]))
         rows += [("after_lora", "background_" + m, v, c)
                  for _, m, v, c in probe_recall(gen, background, s)]
         rows.append(("after_lora", "lora_trainable_parameters", stats["trainable_parameters"], 1))

@@ -6,10 +6,10 @@ export BENCH_OFFLINE ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: all setup test pocket-model pocket-model-if-stale probes world clean-caches
+.PHONY: all setup test pocket-model pocket-model-if-stale probes accuracy world clean-caches
 
 ## all: the main job: every experiment that exists, on the offline default
-all: probes
+all: probes accuracy
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ pocket-model-if-stale: setup
 ## probes: is the pocket model fit to stand in? writes results/probes/
 probes: pocket-model-if-stale
 	$(PY) -m bench probes --out results/probes
+
+## accuracy: closed_book vs rag vs lora vs hybrid on the same test questions; writes results/accuracy/
+accuracy: pocket-model-if-stale
+	$(PY) -m bench run experiments/accuracy.yaml --out results/accuracy
 
 ## world: write the default synthetic world (v1 and v2) to data/world/
 world: setup

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -66,6 +65,7 @@ def cmd_probes(args) -> int:
     from bench.pocket.data import background_world
     from bench.pocket.probes import ProbeSettings, run_probes
     from bench.pocket.recipe import PocketRecipe, checkpoint_hash
+    from bench.report.manifest import hardware, versions
 
     settings = ProbeSettings(n_items=args.n)
     start = time.perf_counter()
@@ -85,7 +85,8 @@ def cmd_probes(args) -> int:
                 "settings": {"n_items": settings.n_items, "max_k": settings.max_k,
                              "world_entities": settings.world_entities, "seed": settings.seed,
                              "lora": settings.lora.to_json()},
-                "seconds": round(time.perf_counter() - start, 1), **hardware()}
+                "seconds": round(time.perf_counter() - start, 1), "hardware": hardware(),
+                "versions": versions()}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     print(f"{'probe':<12} {'metric':<36} {'value':>8} {'n':>5}")
     for probe, metric, value, n in rows:
@@ -94,13 +95,31 @@ def cmd_probes(args) -> int:
     return 0
 
 
-def hardware() -> dict:
-    import torch
+def cmd_run(args) -> int:
+    from bench.config import ConfigError, load_experiment
+    from bench.report.accuracy import write_accuracy_report
+    from bench.report.outputs import load_table, write_outputs
+    from bench.runner import cell_stats, run_experiment
 
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "machine": platform.machine(), "processor": platform.processor(),
-            "cpu_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    cfg = load_experiment(args.config)          # every config error surfaces here, before any work
+    out = Path(args.out or f"results/{cfg.name}")
+    start = time.perf_counter()
+    if args.report_only:   # redraw tables, plots and report from the saved per-item table
+        if not (out / "items.parquet").exists():
+            raise ConfigError(f"{out}/items.parquet: no saved table; run without --report-only first")
+        table = load_table(out / "items.parquet")
+        timings = json.loads((out / "manifest.json").read_text())["timings_seconds"]
+    else:
+        table = run_experiment(cfg, out, progress=not args.quiet)
+        timings = {"run_and_score": round(time.perf_counter() - start, 1)}
+    cells = cell_stats(cfg, out)
+    summary = write_outputs(cfg, table, cells, out, timings)
+    import pandas as pd
+    breakdown = pd.read_csv(out / "breakdown.csv")
+    report = write_accuracy_report(cfg, table, summary, breakdown, cells, out)
+    print(summary.pivot(index="metric", columns="arm", values="mean").round(4).to_string())
+    print(f"wrote {out}/ (report: {report}) in {time.perf_counter() - start:.0f} s")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,15 +151,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="results/probes")
     s.add_argument("--n", type=int, default=150, help="questions per probe cell")
     s.set_defaults(func=cmd_probes)
+
+    s = sub.add_parser("run", help="run an experiment YAML: predictions, table, summary, plots, report")
+    s.add_argument("config")
+    s.add_argument("--out", help="results folder (default: results/<experiment name>)")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.add_argument("--report-only", action="store_true",
+                   help="only rewrite summary, plots and report from the saved items.parquet")
+    s.set_defaults(func=cmd_run)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from bench.config import ConfigError
     from bench.models.resolve import ModelNotFound
 
     try:
         return args.func(args)
-    except (DataError, ModelNotFound) as e:
+    except (DataError, ModelNotFound, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

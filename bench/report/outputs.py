@@ -1,0 +1,60 @@
+"""Write a results folder from a scored table: items.parquet, summary.csv, breakdown.csv,
+cells.csv, plots and a manifest. Every file is written to a temporary name and renamed, so an
+interrupted write never leaves a half-written result behind.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report import plots
+from bench.report.manifest import write_manifest
+from bench.report.summary import METRICS, QUALITY, summarize
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    tmp.replace(path)
+
+
+def save_table(table: pd.DataFrame, path: Path) -> None:
+    flat = table.copy()
+    for col in ("answers", "gold_ids", "contexts", "retrieved_ids", "retrieval_scores"):
+        if col in flat:   # nested lists -> JSON text: parquet-safe and readable in any tool
+            flat[col] = flat[col].map(json.dumps)
+    _atomic(path, lambda p: flat.to_parquet(p, index=False))
+
+
+def load_table(path: Path) -> pd.DataFrame:
+    table = pd.read_parquet(path)
+    for col in ("answers", "gold_ids", "contexts", "retrieved_ids", "retrieval_scores"):
+        if col in table:
+            table[col] = table[col].map(json.loads)
+    return table
+
+
+def primary_split(table: pd.DataFrame) -> str:
+    splits = list(dict.fromkeys(table["split"]))
+    return "test" if "test" in splits else splits[0]
+
+
+def write_outputs(cfg, table: pd.DataFrame, cells: pd.DataFrame, out_dir: Path,
+                  timings: dict) -> pd.DataFrame:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_table(table, out_dir / "items.parquet")
+    split = primary_split(table)
+    summary = summarize(table[table["split"] == split], METRICS)
+    breakdown = summarize(table, QUALITY, by=("arm", "split", "kind"))
+    _atomic(out_dir / "summary.csv", lambda p: summary.to_csv(p, index=False, float_format="%.6g"))
+    _atomic(out_dir / "breakdown.csv", lambda p: breakdown.to_csv(p, index=False, float_format="%.6g"))
+    _atomic(out_dir / "cells.csv", lambda p: cells.to_csv(p, index=False))
+    plots.grouped_bars(summary, out_dir / "quality.png", f"{cfg.name}: answer quality ({split} split)")
+    plots.latency_stages(summary, out_dir / "latency_stages.png", f"{cfg.name}: latency by stage")
+    write_manifest(out_dir / "manifest.json", cfg, timings,
+                   {"items_per_cell": table.groupby(["arm", "seed"]).size().max(),
+                    "summary_split": split})
+    return summary

@@ -1,0 +1,205 @@
+"""A chroma vector store of chunks, content-addressed and reused across runs.
+
+One on-disk `chromadb.PersistentClient` per `root`; one collection per content hash of
+(chunk ids + passage ids + texts, chunking key, embedder name). A collection is reused only
+when its metadata says `complete` (set after the last add); a build interrupted half way has
+no such flag and is deleted and rebuilt.
+
+`upsert` / `delete` mutate the collection in place (freshness experiments do this on
+purpose), so afterwards its content no longer matches the hash in its name. Such a collection
+is flagged `mutated` in its metadata, and a later `open_or_build` for the original content
+rebuilds it instead of silently reusing the edited one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from bench.retrieval.chunking import Chunk
+from bench.retrieval.embedder import Embedder
+
+EMBED_BATCH = 256  # texts per progress-bar step while building
+
+
+@dataclass
+class Hit:
+    chunk_id: str
+    text: str
+    passage_ids: tuple[str, ...]
+    score: float  # cosine similarity (1 - chroma cosine distance)
+
+
+@dataclass
+class QueryTiming:
+    embed_seconds: float   # per query: batch wall time / batch size
+    search_seconds: float
+
+
+def _client(root: Path):
+    import chromadb
+    from chromadb.config import Settings
+
+    root.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(root), settings=Settings(anonymized_telemetry=False))
+
+
+def content_hash(chunks: Sequence[Chunk], chunking: str, embedder_name: str) -> str:
+    h = hashlib.sha256()
+    for part in (chunking, embedder_name):
+        h.update(part.encode() + b"\0")
+    for c in chunks:
+        h.update(c.id.encode() + b"\0" + "\x1f".join(c.passage_ids).encode() + b"\0"
+                 + c.text.encode() + b"\0")
+    return h.hexdigest()
+
+
+def _meta(c: Chunk) -> dict:
+    return {"passage_ids": json.dumps(list(c.passage_ids)), "doc_id": c.doc_id}
+
+
+def _batches(seq: Sequence, n: int):
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+class VectorStore:
+    def __init__(self, client, collection, embedder: Embedder, root: Path, meta: dict,
+                 build_seconds: float, reused: bool):
+        self.client = client
+        self.collection = collection
+        self.embedder = embedder
+        self.root = Path(root)
+        self.collection_name: str = collection.name
+        self.build_seconds = build_seconds          # this open: ~0.0 when reused
+        self.reused = reused
+        self.original_build_seconds = float(meta.get("build_seconds", build_seconds))
+        self.embed_seconds = float(meta.get("embed_seconds", 0.0))
+        self.index_seconds = float(meta.get("index_seconds", 0.0))
+        self._meta = dict(meta)
+        self._max_batch = int(client.get_max_batch_size())
+
+    @classmethod
+    def open_or_build(cls, chunks: list[Chunk], embedder: Embedder, root: Path,
+                      chunking: str = "passages:1", progress: bool = True) -> "VectorStore":
+        from chromadb.errors import NotFoundError
+        from tqdm.auto import tqdm
+
+        ids = [c.id for c in chunks]
+        if len(set(ids)) != len(ids):
+            raise ValueError("chunk ids must be unique")
+        root = Path(root)
+        client = _client(root)
+        name = "bench-" + content_hash(chunks, chunking, embedder.name)[:40]
+        t0 = time.perf_counter()
+        try:
+            col = client.get_collection(name, embedding_function=None)
+        except (NotFoundError, ValueError):  # ValueError: chroma < 0.6
+            col = None
+        if col is not None:
+            meta = dict(col.metadata or {})
+            if meta.get("complete") and not meta.get("mutated") and col.count() == len(chunks):
+                return cls(client, col, embedder, root, meta, time.perf_counter() - t0, True)
+            client.delete_collection(name)  # interrupted or edited: rebuild from scratch
+
+        meta = {"complete": False, "chunking": chunking, "embedder": embedder.name,
+                "n_chunks": len(chunks)}
+        col = client.create_collection(name, metadata=meta, embedding_function=None,
+                                       configuration={"hnsw": {"space": "cosine"}})
+        t0 = time.perf_counter()
+        parts = []
+        for batch in tqdm(list(_batches(chunks, EMBED_BATCH)), desc="embed", unit="batch",
+                          disable=not progress or len(chunks) <= EMBED_BATCH):
+            parts.append(embedder.encode([c.text for c in batch]))
+        t1 = time.perf_counter()
+        max_batch = int(client.get_max_batch_size())
+        emb = np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), np.float32)
+        for i in range(0, len(chunks), max_batch):
+            batch = chunks[i:i + max_batch]
+            col.add(ids=[c.id for c in batch], embeddings=emb[i:i + len(batch)],
+                    documents=[c.text for c in batch], metadatas=[_meta(c) for c in batch])
+        t2 = time.perf_counter()
+        meta.update(complete=True, embed_seconds=t1 - t0, index_seconds=t2 - t1,
+                    build_seconds=t2 - t0)
+        col.modify(metadata=meta)
+        return cls(client, col, embedder, root, meta, t2 - t0, False)
+
+    def search(self, queries: list[str], k: int) -> tuple[list[list[Hit]], list[QueryTiming]]:
+        """Top-k hits per query (score desc): one batched encode, one batched query."""
+        if not queries:
+            return [], []
+        n = min(int(k), self.count())
+        t0 = time.perf_counter()
+        emb = self.embedder.encode(list(queries))
+        t1 = time.perf_counter()
+        results: list[list[Hit]] = []
+        if n <= 0:
+            results = [[] for _ in queries]
+        else:
+            for i in range(0, len(queries), self._max_batch):
+                res = self.collection.query(query_embeddings=emb[i:i + self._max_batch],
+                                            n_results=n,
+                                            include=["documents", "metadatas", "distances"])
+                for ids, docs, metas, dists in zip(res["ids"], res["documents"],
+                                                   res["metadatas"], res["distances"]):
+                    hits = [Hit(cid, doc, tuple(json.loads(m["passage_ids"])), 1.0 - float(d))
+                            for cid, doc, m, d in zip(ids, docs, metas, dists)]
+                    hits.sort(key=lambda h: h.score, reverse=True)
+                    results.append(hits)
+        t2 = time.perf_counter()
+        q = len(queries)
+        timing = QueryTiming((t1 - t0) / q, (t2 - t1) / q)
+        return results, [timing for _ in queries]
+
+    def _flag_mutated(self) -> None:
+        if not self._meta.get("mutated"):
+            self._meta["mutated"] = True
+            self.collection.modify(metadata=self._meta)
+
+    def upsert(self, chunks: list[Chunk]) -> float:
+        """Insert or replace chunks in place (no rebuild); returns wall seconds."""
+        t0 = time.perf_counter()
+        if chunks:
+            emb = self.embedder.encode([c.text for c in chunks])
+            for i in range(0, len(chunks), self._max_batch):
+                batch = chunks[i:i + self._max_batch]
+                self.collection.upsert(ids=[c.id for c in batch],
+                                       embeddings=emb[i:i + len(batch)],
+                                       documents=[c.text for c in batch],
+                                       metadatas=[_meta(c) for c in batch])
+        seconds = time.perf_counter() - t0
+        if chunks:
+            self._flag_mutated()
+        return seconds
+
+    def delete(self, chunk_ids: list[str]) -> float:
+        """Remove chunks by id in place; returns wall seconds."""
+        t0 = time.perf_counter()
+        for batch in _batches(list(chunk_ids), self._max_batch):
+            self.collection.delete(ids=batch)
+        seconds = time.perf_counter() - t0
+        if chunk_ids:
+            self._flag_mutated()
+        return seconds
+
+    def count(self) -> int:
+        return int(self.collection.count())
+
+    def disk_bytes(self) -> int:
+        """Bytes on disk under the persistent directory (all collections under `root`)."""
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+
+def recall_at_k(hits: list[Hit], gold_passage_ids: Sequence[str]) -> float:
+    """1.0 if any hit covers a gold passage, else 0.0; NaN when there is no gold (unanswerable)."""
+    gold = set(gold_passage_ids)
+    if not gold:
+        return math.nan
+    return 1.0 if any(gold.intersection(h.passage_ids) for h in hits) else 0.0

@@ -1,0 +1,143 @@
+"""Retrieval with the real packaged MiniLM and a real on-disk chroma (no mocks)."""
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from bench.data.schema import Passage
+from bench.retrieval import (Chunk, Embedder, VectorStore, chunk_passages, chunking_key,
+                             recall_at_k)
+from bench.retrieval.store import Hit
+
+CORPUS = [
+    Passage("p1", "Tavo Selin was born in 1843.", "tavo"),
+    Passage("p2", "Tavo Selin worked as a lighthouse keeper in Orvane.", "tavo"),
+    Passage("p3", "Mira Kalen plays the harp.", "mira"),
+    Passage("p4", "Mira Kalen lives in the mountain town of Dessik.", "mira"),
+    Passage("p5", "Joren Vask founded a bakery called The Copper Loaf.", "joren"),
+    Passage("p6", "Joren Vask has two daughters.", "joren"),
+    Passage("p7", "Liss Aramor wrote a novel about river pirates.", "liss"),
+    Passage("p8", "Liss Aramor speaks four languages.", "liss"),
+    Passage("p9", "Petra Quill is the mayor of Hollowmere.", "petra"),
+    Passage("p10", "Petra Quill collects antique clocks.", "petra"),
+]
+QUESTION = "Which instrument does Mira Kalen play?"
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    emb = Embedder.load()
+    yield emb
+    emb.close()
+
+
+@pytest.fixture
+def store(embedder, tmp_path):
+    return VectorStore.open_or_build(chunk_passages(CORPUS), embedder, tmp_path / "chroma",
+                                     progress=False)
+
+
+def test_chunking_size_one_keeps_passage_ids():
+    chunks = chunk_passages(CORPUS)
+    assert [c.id for c in chunks] == [p.id for p in CORPUS]
+    assert chunks[2] == Chunk("p3", "Mira Kalen plays the harp.", ("p3",), "mira")
+
+
+def test_chunking_groups_within_documents():
+    ps = [Passage("a1", "A one.", "a"), Passage("a2", "A two.", "a"),
+          Passage("a3", "A three.", "a"), Passage("b1", "B one.", "b"),
+          Passage("a4", "A four.", "a")]
+    chunks = chunk_passages(ps, size=2)
+    assert [c.id for c in chunks] == ["a1+2", "a3+1", "b1+1", "a4+1"]
+    assert chunks[0].text == "A one. A two."
+    assert chunks[0].passage_ids == ("a1", "a2")
+    assert [c.doc_id for c in chunks] == ["a", "a", "b", "a"]
+    assert chunking_key(2) != chunking_key(1)
+
+
+@pytest.mark.parametrize("size", [0, -3])
+def test_chunking_rejects_bad_size(size):
+    with pytest.raises(ValueError, match="chunk_size"):
+        chunk_passages(CORPUS, size=size)
+
+
+def test_embedder_normalised(embedder):
+    vecs = embedder.encode(["hello there", "Mira Kalen plays the harp."])
+    assert embedder.dimension == 384
+    assert vecs.dtype == np.float32 and vecs.shape == (2, 384)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    assert embedder.encode([]).shape == (0, embedder.dimension)
+
+
+def test_search_finds_harp_first(store):
+    assert not store.reused and store.count() == len(CORPUS)
+    assert store.build_seconds >= 0 and store.embed_seconds >= 0 and store.index_seconds >= 0
+    hits, timings = store.search([QUESTION, "When was Tavo Selin born?"], k=3)
+    assert len(hits) == 2 and all(len(h) == 3 for h in hits)
+    top = hits[0][0]
+    assert top.chunk_id == "p3" and top.passage_ids == ("p3",)
+    assert top.text == "Mira Kalen plays the harp."
+    assert 0.0 < top.score <= 1.0 + 1e-6
+    assert [h.score for h in hits[0]] == sorted((h.score for h in hits[0]), reverse=True)
+    assert hits[1][0].chunk_id == "p1"
+    assert len(timings) == 2
+    assert all(t.embed_seconds >= 0 and t.search_seconds >= 0 for t in timings)
+    assert store.disk_bytes() > 0
+
+
+def test_recall_at_k():
+    hits = [Hit("p3", "x", ("p3",), 0.9), Hit("p4+2", "y", ("p4", "p5"), 0.5)]
+    assert recall_at_k(hits, ["p3"]) == 1.0
+    assert recall_at_k(hits, ["p5"]) == 1.0
+    assert recall_at_k(hits, ["p9"]) == 0.0
+    assert recall_at_k([], ["p9"]) == 0.0
+    assert math.isnan(recall_at_k(hits, []))
+
+
+def test_reuse_and_content_addressing(store, embedder, tmp_path):
+    t0 = time.perf_counter()
+    again = VectorStore.open_or_build(chunk_passages(CORPUS), embedder, tmp_path / "chroma",
+                                      progress=False)
+    assert time.perf_counter() - t0 < 5.0
+    assert again.reused and again.collection_name == store.collection_name
+    assert again.build_seconds < 1.0
+    assert again.original_build_seconds == pytest.approx(store.build_seconds)
+    assert again.count() == len(CORPUS)
+
+    changed = [Passage("p3", "Mira Kalen plays the violin.", "mira")] + CORPUS[3:]
+    other = VectorStore.open_or_build(chunk_passages(changed), embedder, tmp_path / "chroma",
+                                      progress=False)
+    assert not other.reused and other.collection_name != store.collection_name
+    grouped = VectorStore.open_or_build(chunk_passages(CORPUS, 2), embedder, tmp_path / "chroma",
+                                        chunking=chunking_key(2), progress=False)
+    assert grouped.collection_name not in (store.collection_name, other.collection_name)
+    assert grouped.count() == 5
+
+
+def test_interrupted_build_is_rebuilt(store, embedder, tmp_path):
+    meta = dict(store._meta, complete=False)
+    store.collection.modify(metadata=meta)
+    again = VectorStore.open_or_build(chunk_passages(CORPUS), embedder, tmp_path / "chroma",
+                                      progress=False)
+    assert not again.reused and again.count() == len(CORPUS)
+
+
+def test_upsert_and_delete_in_place(store, embedder, tmp_path):
+    name = store.collection_name
+    secs = store.upsert(chunk_passages([Passage("p3", "Mira Kalen plays the violin.", "mira")]))
+    assert secs >= 0
+    assert store.count() == len(CORPUS) and store.collection_name == name
+    hits, _ = store.search([QUESTION], k=2)
+    assert hits[0][0].chunk_id == "p3" and hits[0][0].text == "Mira Kalen plays the violin."
+
+    assert store.delete(["p9", "p10"]) >= 0
+    assert store.count() == len(CORPUS) - 2
+    hits, _ = store.search(["Who is the mayor of Hollowmere?"], k=3)
+    assert len(hits[0]) == 3 and all(h.chunk_id not in ("p9", "p10") for h in hits[0])
+
+    # the edited collection is not mistaken for the original content later
+    again = VectorStore.open_or_build(chunk_passages(CORPUS), embedder, tmp_path / "chroma",
+                                      progress=False)
+    assert not again.reused and again.count() == len(CORPUS)

@@ -23,6 +23,9 @@ from bench.models.resolve import resolve_model
 from bench.predictions import PredictionLog
 
 CACHE_DIR = Path(".cache")
+# Bump when code changes what an arm answers (prompting, retrieval, decoding): saved
+# predictions from older code then stop matching and are recomputed, not silently replayed.
+ANSWER_CODE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class Cell:
 
     def key(self, cfg: ExperimentConfig) -> str:
         """Everything that changes this cell's answers; timings and labels do not count."""
-        return content_hash({"kind": self.arm.arm, "settings": asdict(self.arm.settings),
+        return content_hash({"code": ANSWER_CODE_VERSION, "kind": self.arm.arm, "settings": asdict(self.arm.settings),
                              "seed": self.seed, "model": asdict(cfg.model), "data": asdict(cfg.data)},
                             n=12)
 

@@ -141,3 +141,19 @@ def test_upsert_and_delete_in_place(store, embedder, tmp_path):
     again = VectorStore.open_or_build(chunk_passages(CORPUS), embedder, tmp_path / "chroma",
                                       progress=False)
     assert not again.reused and again.count() == len(CORPUS)
+
+
+def test_two_builds_rank_ties_and_near_ties_the_same(embedder, tmp_path):
+    """Same corpus -> same top-k in two fresh stores; identical sentences break ties by chunk id."""
+    passages = [Passage(f"d{d}-s{i}", text, f"d{d}") for d in range(4)
+                for i, text in enumerate(["Tavo Selin was born in 1843.", "Tavo Selin plays the harp.",
+                                          f"Person {d} works for Velda Works."])]
+    chunks = chunk_passages(passages)
+    queries = ["When was Tavo Selin born?", "Which instrument does Tavo Selin play?",
+               "Who employs person 2?"]
+    runs = []
+    for name in ("a", "b"):
+        found, _ = VectorStore.open_or_build(chunks, embedder, tmp_path / name, progress=False).search(queries, 2)
+        runs.append([[h.chunk_id for h in hits] for hits in found])
+    assert runs[0] == runs[1]
+    assert runs[0][0] == ["d0-s0", "d1-s0"]      # four identical sentences: lowest ids win

@@ -51,9 +51,14 @@ def _client(root: Path):
     return chromadb.PersistentClient(path=str(root), settings=Settings(anonymized_telemetry=False))
 
 
+# One insert thread: a multi-threaded HNSW build differs run to run, and so would the top-k.
+# A wide ef_search keeps the approximate search close to exact at these corpus sizes.
+HNSW = {"space": "cosine", "num_threads": 1, "ef_construction": 200, "ef_search": 200}
+
+
 def content_hash(chunks: Sequence[Chunk], chunking: str, embedder_name: str) -> str:
     h = hashlib.sha256()
-    for part in (chunking, embedder_name):
+    for part in (chunking, embedder_name, json.dumps(HNSW, sort_keys=True)):
         h.update(part.encode() + b"\0")
     for c in chunks:
         h.update(c.id.encode() + b"\0" + "\x1f".join(c.passage_ids).encode() + b"\0"
@@ -112,7 +117,7 @@ class VectorStore:
         meta = {"complete": False, "chunking": chunking, "embedder": embedder.name,
                 "n_chunks": len(chunks)}
         col = client.create_collection(name, metadata=meta, embedding_function=None,
-                                       configuration={"hnsw": {"space": "cosine"}})
+                                       configuration={"hnsw": HNSW})
         t0 = time.perf_counter()
         parts = []
         for batch in tqdm(list(_batches(chunks, EMBED_BATCH)), desc="embed", unit="batch",
@@ -136,6 +141,9 @@ class VectorStore:
         if not queries:
             return [], []
         n = min(int(k), self.count())
+        # fetch spare candidates so ties (the same sentence in two documents) break by chunk id,
+        # not by the order the index happened to visit them
+        fetch = min(max(2 * n, n + 8), self.count())
         t0 = time.perf_counter()
         emb = self.embedder.encode(list(queries))
         t1 = time.perf_counter()
@@ -145,14 +153,14 @@ class VectorStore:
         else:
             for i in range(0, len(queries), self._max_batch):
                 res = self.collection.query(query_embeddings=emb[i:i + self._max_batch],
-                                            n_results=n,
+                                            n_results=fetch,
                                             include=["documents", "metadatas", "distances"])
                 for ids, docs, metas, dists in zip(res["ids"], res["documents"],
                                                    res["metadatas"], res["distances"]):
                     hits = [Hit(cid, doc, tuple(json.loads(m["passage_ids"])), 1.0 - float(d))
                             for cid, doc, m, d in zip(ids, docs, metas, dists)]
-                    hits.sort(key=lambda h: h.score, reverse=True)
-                    results.append(hits)
+                    hits.sort(key=lambda h: (-round(h.score, 5), h.chunk_id))
+                    results.append(hits[:n])
         t2 = time.perf_counter()
         q = len(queries)
         timing = QueryTiming((t1 - t0) / q, (t2 - t1) / q)

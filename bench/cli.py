@@ -122,6 +122,18 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_study(args) -> int:
+    from bench.studies import get_study
+
+    study = get_study(args.name)
+    config = Path(args.config or f"experiments/{args.name}.yaml")
+    out = Path(args.out or f"results/{args.name}")
+    start = time.perf_counter()
+    report = study.run(config, out, quick=args.quick, progress=not args.quiet)
+    print(f"wrote {out}/ (report: {report}) in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -159,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report-only", action="store_true",
                    help="only rewrite summary, plots and report from the saved items.parquet")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("study", help="run a study (latency, cost, coldstart, freshness, scale)")
+    s.add_argument("name")
+    s.add_argument("--config", help="default: experiments/<name>.yaml")
+    s.add_argument("--out", help="default: results/<name>")
+    s.add_argument("--quick", action="store_true", help="the study's small setting")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_study)
     return p
 
 

@@ -39,9 +39,12 @@ def hardware() -> dict:
             "platform": platform.platform()}
 
 
-def write_manifest(path: Path, cfg, timings: dict, extra: dict | None = None) -> None:
-    doc = {"experiment": cfg.name, "config_hash": cfg.hash(), "config_file": cfg.source,
-           "config": cfg.to_json(), "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+def write_manifest(path: Path, name: str, config: dict, source: str, timings: dict,
+                   extra: dict | None = None) -> None:
+    from bench.config import content_hash
+
+    doc = {"experiment": name, "config_hash": content_hash(config), "config_file": source,
+           "config": config, "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "versions": versions(), "hardware": hardware(), "timings_seconds": timings, **(extra or {})}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=1, default=str))

@@ -54,7 +54,7 @@ def write_outputs(cfg, table: pd.DataFrame, cells: pd.DataFrame, out_dir: Path,
     _atomic(out_dir / "cells.csv", lambda p: cells.to_csv(p, index=False))
     plots.grouped_bars(summary, out_dir / "quality.png", f"{cfg.name}: answer quality ({split} split)")
     plots.latency_stages(summary, out_dir / "latency_stages.png", f"{cfg.name}: latency by stage")
-    write_manifest(out_dir / "manifest.json", cfg, timings,
+    write_manifest(out_dir / "manifest.json", cfg.name, cfg.to_json(), cfg.source, timings,
                    {"items_per_cell": table.groupby(["arm", "seed"]).size().max(),
                     "summary_split": split})
     return summary

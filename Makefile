@@ -5,11 +5,13 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 export BENCH_OFFLINE ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
+# make scale SCALE_FLAGS= runs the full 100k-chunk setting (see experiments/scale.yaml)
+SCALE_FLAGS ?= --quick
 
-.PHONY: all setup test pocket-model pocket-model-if-stale probes accuracy world clean-caches
+.PHONY: all setup test pocket-model pocket-model-if-stale probes accuracy latency cost coldstart freshness scale world clean-caches
 
 ## all: the main job: every experiment that exists, on the offline default
-all: probes accuracy
+all: probes accuracy latency cost coldstart freshness scale
 
 setup: $(STAMP)
 
@@ -38,6 +40,26 @@ probes: pocket-model-if-stale
 ## accuracy: closed_book vs rag vs lora vs hybrid on the same test questions; writes results/accuracy/
 accuracy: pocket-model-if-stale
 	$(PY) -m bench run experiments/accuracy.yaml --out results/accuracy
+
+## latency: per-query latency of every arm by stage, batch size 1 and 64; writes results/latency/
+latency: pocket-model-if-stale
+	$(PY) -m bench study latency
+
+## cost: one-off and per-query costs priced by scenario, break-even query counts; results/cost/
+cost: pocket-model-if-stale
+	$(PY) -m bench study cost
+
+## coldstart: raw documents -> first correct answer, empty caches; results/coldstart/
+coldstart: pocket-model-if-stale
+	$(PY) -m bench study coldstart
+
+## freshness: world v1 -> v2, each arm's update step and its effect; results/freshness/
+freshness: pocket-model-if-stale
+	$(PY) -m bench study freshness
+
+## scale: knowledge base grown to 100k chunks: index, latency, recall, RAG quality; results/scale/
+scale: pocket-model-if-stale
+	$(PY) -m bench study scale $(SCALE_FLAGS)
 
 ## world: write the default synthetic world (v1 and v2) to data/world/
 world: setup

@@ -1,0 +1,195 @@
+"""Freshness study, the data and the update steps: world v1 -> v2, the questions asked, the
+RAG upsert of changed chunks into the existing collection, and continued training of an
+existing LoRA adapter on the changed facts only.
+
+Every update returns the wall seconds it took, measured here (or, for a cached adapter, the
+seconds measured when it was trained, flagged `update_cached`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from bench.config import content_hash
+from bench.data.dataset import Dataset
+from bench.data.schema import QAItem
+from bench.data.world import WorldSpec, generate_world, next_version
+from bench.retrieval.chunking import Chunk, chunk_passages
+
+
+@dataclass(frozen=True)
+class ContinueSettings:
+    """Continued training of the v1 adapter on the changed facts only (fresh optimizer)."""
+    steps: int = 60
+    lr: float = 0.002
+    batch_size: int = 32
+    replay_share: float = 0.3
+
+    def validate(self, where: str) -> None:
+        from bench.config import ConfigError
+
+        for key in ("steps", "batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}.{key}: expected >= 1, got {getattr(self, key)}")
+        if not 0 <= self.replay_share < 1:
+            raise ConfigError(f"{where}.replay_share: expected 0 <= x < 1, got {self.replay_share}")
+
+
+@dataclass(frozen=True)
+class Question:
+    item: QAItem          # the v2 item: answers = [the v2 value]
+    group: str            # "changed" | "unchanged"
+    old: str              # the v1 value (== the v2 value for unchanged facts)
+
+
+@dataclass
+class Versions:
+    seed: int
+    v1: Dataset
+    v2: Dataset
+    changes: list[dict]   # next_version's changes: entity, attribute, old, new, passage_ids
+
+
+def _dataset(world, name: str) -> Dataset:
+    passages, items = world.passages(), world.qa()
+    fingerprint = content_hash([[p.to_json() for p in passages], [q.to_json() for q in items]])
+    return Dataset(name, passages, items, fingerprint)
+
+
+def build_versions(entities: int, changed_share: float, seed: int) -> Versions:
+    """World v1 exactly as the accuracy experiment builds it for this seed, and its v2."""
+    v1 = generate_world(WorldSpec(n_entities=entities, changed_share=changed_share), seed)
+    v2 = next_version(v1)
+    return Versions(seed, _dataset(v1, f"world-{seed}"), _dataset(v2, f"world-{seed}-v2"), v2.changes)
+
+
+def _key(item: QAItem) -> tuple[str, str]:
+    return item.meta["entity"], item.meta["attribute"]
+
+
+def select_questions(v: Versions, splits, unchanged_per_split: int) -> list[Question]:
+    """Every changed fact's question (asked against v2 truth) and a fixed sample of unchanged
+    facts' questions, per split."""
+    old = {(c["entity"], c["attribute"]): c["old"] for c in v.changes}
+    out: list[Question] = []
+    for split in splits:
+        answerable = [q for q in v.v2.split(split) if q.meta.get("kind") == "answerable"]
+        changed = [q for q in answerable if _key(q) in old]
+        same = [q for q in answerable if _key(q) not in old]
+        rng = random.Random(f"freshness:{v.seed}:{split}")
+        same = rng.sample(same, min(len(same), unchanged_per_split))
+        out += [Question(q, "changed", old[_key(q)]) for q in changed]
+        out += [Question(q, "unchanged", q.answers[0]) for q in sorted(same, key=lambda q: q.id)]
+    return out
+
+
+def changed_passage_ids(changes: list[dict]) -> set[str]:
+    return {pid for c in changes for pid in c["passage_ids"]}
+
+
+def changed_chunks(dataset: Dataset, changes: list[dict], chunk_size: int) -> list[Chunk]:
+    """The chunks of `dataset` that hold a changed passage (same ids in v1 and v2)."""
+    ids = changed_passage_ids(changes)
+    return [c for c in chunk_passages(dataset.passages, chunk_size) if ids.intersection(c.passage_ids)]
+
+
+def upsert_update(store, v: Versions, chunk_size: int) -> dict:
+    """RAG's update: upsert the changed chunks' v2 texts into the open collection, in place."""
+    name, count = store.collection_name, store.count()
+    chunks = changed_chunks(v.v2, v.changes, chunk_size)
+    seconds = store.upsert(chunks)
+    return {"update_seconds": seconds, "upserted_chunks": len(chunks),
+            "collection_same": store.collection.name == name, "count_before": count,
+            "count_after": store.count()}
+
+
+def rollback(store, v: Versions, chunk_size: int) -> float:
+    """Put the v1 texts back, so the next arm starts from the same v1 collection."""
+    return store.upsert(changed_chunks(v.v1, v.changes, chunk_size))
+
+
+def delta_dataset(v: Versions) -> Dataset:
+    """Only what changed: the v2 sentences that state a changed fact (grouped by document when
+    used as documents) and the v2 QA items of the changed facts (train split ones are trained)."""
+    ids = changed_passage_ids(v.changes)
+    keys = {(c["entity"], c["attribute"]) for c in v.changes}
+    passages = [p for p in v.v2.passages if p.id in ids]
+    items = [q for q in v.v2.items if q.meta.get("entity") and _key(q) in keys]
+    return Dataset(f"{v.v2.name}-delta", passages, items,
+                   content_hash([[p.to_json() for p in passages], [q.to_json() for q in items]]))
+
+
+def continue_lora(peft_model, tokenizer, examples, replay, settings: ContinueSettings, seed: int,
+                  progress: bool = True) -> dict:
+    """Keep training the adapter already on `peft_model` (the same loop as train_lora)."""
+    from bench.pocket.train import collate, encode_example, per_example_loss
+
+    for name, p in peft_model.named_parameters():
+        p.requires_grad_("lora_" in name)
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("continue_lora: the model has no LoRA parameters to train")
+    torch.manual_seed(seed)
+    rng = random.Random(f"continue:{seed}")
+    opt = torch.optim.AdamW(params, lr=settings.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / 20) * max(0.1, 1 - s / settings.steps))
+    n_replay = round(settings.batch_size * settings.replay_share) if replay else 0
+    order: list[int] = []
+    tokens, start = 0, time.perf_counter()
+    peft_model.train()
+    for _ in tqdm(range(settings.steps), desc="LoRA continue", disable=not progress, leave=False):
+        rows = []
+        for _ in range(settings.batch_size - n_replay):
+            if not order:
+                order = list(range(len(examples)))
+                rng.shuffle(order)
+            rows.append(encode_example(tokenizer, *examples[order.pop()]))
+        rows += [encode_example(tokenizer, *rng.choice(replay)) for _ in range(n_replay)]
+        batch = {k: t.to(peft_model.device) for k, t in collate(rows, tokenizer.pad_token_id).items()}
+        loss = per_example_loss(peft_model, batch)
+        loss.backward()
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        tokens += int(batch["attention_mask"].sum())
+    peft_model.eval()
+    return {"update_seconds": time.perf_counter() - start, "train_tokens": tokens,
+            "final_loss": round(loss.item(), 4), "train_examples": len(examples),
+            "replay_examples": len(replay)}
+
+
+def continue_update(generator, training, v: Versions, settings: ContinueSettings, v1_key: str,
+                    cache_dir: Path, progress: bool = True) -> dict:
+    """Continue the v1 adapter on the delta; cached by hash like attach_adapter (a cached
+    adapter keeps the seconds measured when it was trained, flagged update_cached)."""
+    from peft import PeftModel
+
+    from bench.arms.adapter import training_examples
+
+    examples, replay = training_examples(training, delta_dataset(v), v.seed)
+    key = content_hash({"v1_adapter": v1_key, "examples": examples, "replay": replay,
+                        "settings": vars(settings), "seed": v.seed})
+    folder = Path(cache_dir) / "adapters" / f"continue-{key}"
+    if (folder / "stats.json").exists():
+        base = generator.model.unload()          # drop the v1 adapter, load the continued one
+        generator.model = PeftModel.from_pretrained(base, folder).eval()
+        return {**json.loads((folder / "stats.json").read_text()), "update_cached": True}
+    stats = continue_lora(generator.model, generator.tokenizer, examples, replay, settings,
+                          v.seed, progress)
+    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    generator.model.save_pretrained(tmp)
+    (tmp / "stats.json").write_text(json.dumps(stats, indent=1))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return {**stats, "update_cached": False}

@@ -1,0 +1,144 @@
+"""The freshness study: the v1 -> v2 update paths (RAG upsert in place, LoRA continue/retrain),
+the before/after metric arithmetic, strict config parsing."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from bench.config import ConfigError
+from bench.studies import freshness as fs
+from bench.studies import freshness_report as fr
+from bench.studies.freshness_update import (build_versions, changed_chunks, delta_dataset,
+                                            select_questions, upsert_update)
+
+
+def test_rag_upsert_puts_the_v2_text_in_the_same_collection(tmp_path):
+    from bench.retrieval.chunking import chunk_passages
+    from bench.retrieval.embedder import Embedder
+    from bench.retrieval.store import VectorStore
+
+    v = build_versions(12, 0.2, seed=0)
+    assert v.changes and [p.id for p in v.v1.passages] == [p.id for p in v.v2.passages]
+    change = v.changes[0]
+    pid = change["passage_ids"][0]
+    v1_text = next(p.text for p in v.v1.passages if p.id == pid)
+    v2_text = next(p.text for p in v.v2.passages if p.id == pid)
+    assert change["old"] in v1_text and change["new"] in v2_text and v1_text != v2_text
+
+    embedder = Embedder.load()
+    try:
+        store = VectorStore.open_or_build(chunk_passages(v.v1.passages, 1), embedder, tmp_path / "chroma",
+                                          progress=False)
+        name, count = store.collection_name, store.count()
+        stats = upsert_update(store, v, chunk_size=1)
+        assert stats["update_seconds"] > 0
+        assert stats["upserted_chunks"] == len(changed_chunks(v.v2, v.changes, 1)) > 0
+        # no rebuild: the very same collection, the same number of chunks
+        assert store.collection.name == name and stats["collection_same"]
+        assert store.count() == count == stats["count_after"]
+        assert store.client.get_collection(name).count() == count
+        assert len(store.client.list_collections()) == 1
+        # the store now returns the v2 text for the changed fact, and no chunk keeps the v1 one
+        assert store.collection.get(ids=[pid])["documents"] == [v2_text]
+        hits, _ = store.search([v2_text], k=1)
+        assert hits[0][0].text == v2_text
+        everything = store.collection.get()["documents"]
+        assert v1_text not in everything                        # every sentence of the fact changed
+    finally:
+        embedder.close()
+
+
+def test_questions_cover_every_change_and_score_against_v2(tmp_path):
+    v = build_versions(12, 0.2, seed=1)
+    qs = select_questions(v, ("test", "train"), unchanged_per_split=3)
+    changed = [q for q in qs if q.group == "changed"]
+    assert len(changed) == len(v.changes)                       # every changed fact is asked
+    by_key = {(c["entity"], c["attribute"]): c for c in v.changes}
+    for q in changed:
+        c = by_key[(q.item.meta["entity"], q.item.meta["attribute"])]
+        assert q.item.answers == [c["new"]] and q.old == c["old"]
+    assert all(q.old == q.item.answers[0] for q in qs if q.group == "unchanged")
+    delta = delta_dataset(v)
+    assert {p.id for p in delta.passages} == {i for c in v.changes for i in c["passage_ids"]}
+    assert all(p.text == next(x.text for x in v.v2.passages if x.id == p.id) for p in delta.passages)
+
+
+def test_metric_arithmetic_on_a_hand_made_table():
+    rows = []
+
+    def add(phase, group, split, em, stale):
+        rows.append({"arm": "rag+upsert", "seed": 0, "phase": phase, "group": group, "split": split,
+                     "em": em, "stale": stale})
+    # before: 4 changed facts, 3 answered with the v1 value, none with v2; 2 unchanged, 1 right
+    for em, stale, split in [(0, 1, "train"), (0, 1, "train"), (0, 1, "test"), (0, 0, "test")]:
+        add("before", "changed", split, em, stale)
+    add("before", "unchanged", "test", 1, math.nan)
+    add("before", "unchanged", "test", 0, math.nan)
+    # after: 3 of 4 changed facts right, 1 still stale; unchanged both right
+    for em, stale, split in [(1, 0, "train"), (1, 0, "train"), (1, 0, "test"), (0, 1, "test")]:
+        add("after", "changed", split, em, stale)
+    add("after", "unchanged", "test", 1, math.nan)
+    add("after", "unchanged", "test", 1, math.nan)
+    items = pd.DataFrame(rows)
+    items = pd.concat([items, items.assign(seed=1)])
+    cells = pd.DataFrame({"arm": ["rag+upsert"] * 2, "seed": [0, 1], "update_seconds": [0.5, 1.5]})
+    per_seed = fr.cell_metrics(items, cells)
+    row = per_seed.iloc[0]
+    assert row["changed_em_before"] == 0 and row["changed_em_after"] == 0.75
+    assert row["stale_rate_before"] == 0.75 and row["stale_rate_after"] == 0.25
+    assert row["unchanged_em_before"] == 0.5 and row["unchanged_em_after"] == 1.0
+    assert row["changed_em_after_train"] == 1.0 and row["changed_em_after_test"] == 0.5
+    assert row["changed_gain"] == 0.75
+    summary = fr.summarize(per_seed)
+    assert set(summary.columns) == {"arm", "metric", "mean", "ci_low", "ci_high", "n"}
+    assert fr.value(summary, "rag+upsert", "update_seconds") == 1.0
+    assert fr.value(summary, "rag+upsert", "changed_em_after", "n") == 2
+    # the verdict follows the stated rule: +75 gain but 25% stale (> 10%) -> does not absorb
+    assert not fr.absorbs(summary, "rag+upsert")
+    check = fr.verdicts(summary, in_place=True)[0]
+    assert check["verdict"] == "not supported"
+
+
+def test_a_bad_config_key_is_named(tmp_path):
+    bad = tmp_path / "freshness.yaml"
+    bad.write_text("name: freshness\nlora: {rank: 16, rnak: 8}\n")
+    with pytest.raises(ConfigError, match=r"lora\.rnak: unknown key"):
+        fs.load_config(bad)
+    bad.write_text("name: freshness\narms: [rag+rebuild]\n")
+    with pytest.raises(ConfigError, match=r"arms: unknown \['rag\+rebuild'\]"):
+        fs.load_config(bad)
+    bad.write_text("name: freshness\ncontinue_training: {step: 3}\n")
+    with pytest.raises(ConfigError, match=r"continue_training\.step: unknown key"):
+        fs.load_config(bad)
+
+
+def test_the_study_runs_end_to_end_on_the_micro_model(micro_pocket, tmp_path):
+    model_path, _ = micro_pocket
+    cfg = tmp_path / "freshness.yaml"
+    cfg.write_text(f"""
+name: freshness
+claim: test
+world: {{entities: 12}}
+questions: {{unchanged_per_split: 3}}
+model: {{name: "{model_path}", max_new_tokens: 4, batch_size: 16}}
+seeds: [0]
+retrieval: {{k: 1}}
+lora: {{rank: 4, alpha: 8, steps: 2, batch_size: 4}}
+continue_training: {{steps: 2, batch_size: 4}}
+""")
+    report = fs.run(cfg, tmp_path / "out", quick=False, progress=False, cache_dir=tmp_path / "cache")
+    out = tmp_path / "out"
+    assert report.exists() and "Verdicts" in report.read_text()
+    for name in ("summary.csv", "freshness.csv", "freshness.png", "manifest.json", "cells.csv"):
+        assert (out / name).exists()
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.columns) == ["arm", "metric", "mean", "ci_low", "ci_high", "n"]
+    assert set(summary["arm"]) == set(fs.ARMS)
+    cells = pd.read_csv(out / "cells.csv").set_index("arm")
+    for arm in ("rag+upsert", "lora+retrain", "lora+continue", "hybrid+upsert", "hybrid+upsert+continue"):
+        assert cells.loc[arm, "update_seconds"] > 0            # every update step was timed
+    assert cells.loc["closed_book", "update_seconds"] == 0
+    assert not cells.loc["lora+retrain", "update_cached"] and not cells.loc["lora+continue", "update_cached"]
+    upserts = cells[cells.index.str.contains("upsert")]
+    assert upserts["collection_same"].all() and (upserts["count_before"] == upserts["count_after"]).all()

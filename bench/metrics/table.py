@@ -8,14 +8,7 @@ import pandas as pd
 from bench.arms.base import STAGES
 from bench.metrics.scores import score_item, semantic_similarity
 from bench.models.resolve import MINILM
-
-
-def recall_at_k(retrieved_ids: list[list[str]] | None, gold_ids: list[str]) -> float:
-    """1.0 if any retrieved chunk holds a gold passage; NaN without retrieval or without gold."""
-    if retrieved_ids is None or not gold_ids:
-        return float("nan")
-    gold = set(gold_ids)
-    return float(any(gold.intersection(ids) for ids in retrieved_ids))
+from bench.retrieval.store import recall_of_ids
 
 
 def score_rows(rows: list[dict], embedder: str = MINILM, progress: bool = False) -> pd.DataFrame:
@@ -25,7 +18,7 @@ def score_rows(rows: list[dict], embedder: str = MINILM, progress: bool = False)
     for r in rows:
         r = dict(r)
         r.update(score_item(r["prediction"], r["answers"], r["contexts"]))
-        r["recall_at_k"] = recall_at_k(r["retrieved_ids"], r["gold_ids"])
+        r["recall_at_k"] = recall_of_ids(r["retrieved_ids"], r["gold_ids"])
         r["t_total"] = sum(r[f"t_{s}"] for s in STAGES)
         scored.append(r)
     table = pd.DataFrame(scored)

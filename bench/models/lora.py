@@ -59,16 +59,31 @@ def train_lora(model, tokenizer, examples: Sequence[Example], settings: LoraSett
     peft_model = get_peft_model(model, config)
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in peft_model.parameters())
-    opt = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=settings.lr)
+    fit = fit_adapter(peft_model, tokenizer, examples, steps=settings.steps,
+                      batch_size=settings.batch_size, lr=settings.lr,
+                      replay_share=settings.replay_share, rng=rng, replay=replay, progress=progress)
+    stats = {"trainable_parameters": trainable, "total_parameters": total,
+             "train_seconds": round(fit["seconds"], 2), "train_tokens": fit["tokens"],
+             "final_loss": fit["final_loss"], "settings": settings.to_json()}
+    return peft_model, stats
+
+
+def fit_adapter(peft_model, tokenizer, examples: Sequence[Example], *, steps: int, batch_size: int,
+                lr: float, replay_share: float, rng: random.Random,
+                replay: Callable[[random.Random], Example] | None = None, progress: bool = True,
+                desc: str = "LoRA") -> dict:
+    """Train the parameters of `peft_model` that require grad: the one loop for a fresh adapter
+    and for continued training (freshness). Returns seconds, tokens and the final loss."""
+    opt = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / 20) * max(0.1, 1 - s / settings.steps))
-    n_replay = round(settings.batch_size * settings.replay_share) if replay else 0
+        opt, lambda s: min(1.0, (s + 1) / 20) * max(0.1, 1 - s / steps))
+    n_replay = round(batch_size * replay_share) if replay else 0
     order: list[int] = []
     tokens, start = 0, time.perf_counter()
     peft_model.train()
-    for _ in tqdm(range(settings.steps), desc="LoRA", disable=not progress, leave=False):
+    for _ in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
         rows = []
-        for _ in range(settings.batch_size - n_replay):
+        for _ in range(batch_size - n_replay):
             if not order:   # epochs over the examples, reshuffled each time
                 order = list(range(len(examples)))
                 rng.shuffle(order)
@@ -82,7 +97,5 @@ def train_lora(model, tokenizer, examples: Sequence[Example], settings: LoraSett
         opt.zero_grad(set_to_none=True)
         tokens += int(batch["attention_mask"].sum())
     peft_model.eval()
-    stats = {"trainable_parameters": trainable, "total_parameters": total,
-             "train_seconds": round(time.perf_counter() - start, 2), "train_tokens": tokens,
-             "final_loss": round(loss.item(), 4), "settings": settings.to_json()}
-    return peft_model, stats
+    return {"seconds": time.perf_counter() - start, "tokens": tokens,
+            "final_loss": round(loss.item(), 4)}

@@ -205,9 +205,14 @@ class VectorStore:
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
 
 
-def recall_at_k(hits: list[Hit], gold_passage_ids: Sequence[str]) -> float:
-    """1.0 if any hit covers a gold passage, else 0.0; NaN when there is no gold (unanswerable)."""
+def recall_of_ids(retrieved_ids: Sequence[Sequence[str]] | None, gold_passage_ids: Sequence[str]) -> float:
+    """1.0 if any retrieved chunk's passage ids include a gold passage, else 0.0; NaN when
+    there is no retrieval (arm does not retrieve) or no gold (unanswerable)."""
     gold = set(gold_passage_ids)
-    if not gold:
+    if retrieved_ids is None or not gold:
         return math.nan
-    return 1.0 if any(gold.intersection(h.passage_ids) for h in hits) else 0.0
+    return 1.0 if any(gold.intersection(ids) for ids in retrieved_ids) else 0.0
+
+
+def recall_at_k(hits: list[Hit], gold_passage_ids: Sequence[str]) -> float:
+    return recall_of_ids([h.passage_ids for h in hits], gold_passage_ids)

@@ -142,7 +142,8 @@ def run(config: Path, out: Path, quick: bool = False, progress: bool = True) -> 
     run_cfg = with_changes(cfg, max_items=s.max_items)
     table = run_experiment(run_cfg, out, progress=progress)
     table = table[table["split"] == cfg.data.eval_splits[0]]
-    costs = priced(measured(table, cell_stats(run_cfg, out)), s.prices())
+    inputs = measured(table, cell_stats(run_cfg, out))
+    costs = priced(inputs, s.prices())
     rows = []
     for (scenario, arm), g in costs.groupby(["scenario", "arm"], sort=False):
         for metric, scale in (("one_off_usd", 1), ("per_query_usd", 1000)):
@@ -157,7 +158,7 @@ def run(config: Path, out: Path, quick: bool = False, progress: bool = True) -> 
     plot(costs, s.horizon, out)
     write_manifest(out / "manifest.json", cfg.name, {"experiment": run_cfg.to_json(), "study": asdict(s)},
                    cfg.source, {"total": round(time.perf_counter() - start, 1)})
-    return write_text(report(cfg, s, summary, be, measured(table, cell_stats(run_cfg, out))), out / "report.md")
+    return write_text(report(cfg, s, summary, be, inputs), out / "report.md")
 
 
 def report(cfg, s: Settings, summary: pd.DataFrame, be: pd.DataFrame, m: pd.DataFrame) -> str:

@@ -12,12 +12,10 @@ import json
 import os
 import random
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from bench.config import content_hash
 from bench.data.dataset import Dataset
@@ -130,41 +128,21 @@ def delta_dataset(v: Versions) -> Dataset:
 
 def continue_lora(peft_model, tokenizer, examples, replay, settings: ContinueSettings, seed: int,
                   progress: bool = True) -> dict:
-    """Keep training the adapter already on `peft_model` (the same loop as train_lora)."""
-    from bench.pocket.train import collate, encode_example, per_example_loss
+    """Keep training the adapter already on `peft_model` (the loop of train_lora)."""
+    from bench.models.lora import fit_adapter
 
     for name, p in peft_model.named_parameters():
         p.requires_grad_("lora_" in name)
-    params = [p for p in peft_model.parameters() if p.requires_grad]
-    if not params:
+    if not any(p.requires_grad for p in peft_model.parameters()):
         raise ValueError("continue_lora: the model has no LoRA parameters to train")
     torch.manual_seed(seed)
-    rng = random.Random(f"continue:{seed}")
-    opt = torch.optim.AdamW(params, lr=settings.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / 20) * max(0.1, 1 - s / settings.steps))
-    n_replay = round(settings.batch_size * settings.replay_share) if replay else 0
-    order: list[int] = []
-    tokens, start = 0, time.perf_counter()
-    peft_model.train()
-    for _ in tqdm(range(settings.steps), desc="LoRA continue", disable=not progress, leave=False):
-        rows = []
-        for _ in range(settings.batch_size - n_replay):
-            if not order:
-                order = list(range(len(examples)))
-                rng.shuffle(order)
-            rows.append(encode_example(tokenizer, *examples[order.pop()]))
-        rows += [encode_example(tokenizer, *rng.choice(replay)) for _ in range(n_replay)]
-        batch = {k: t.to(peft_model.device) for k, t in collate(rows, tokenizer.pad_token_id).items()}
-        loss = per_example_loss(peft_model, batch)
-        loss.backward()
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        tokens += int(batch["attention_mask"].sum())
-    peft_model.eval()
-    return {"update_seconds": time.perf_counter() - start, "train_tokens": tokens,
-            "final_loss": round(loss.item(), 4), "train_examples": len(examples),
+    fit = fit_adapter(peft_model, tokenizer, examples, steps=settings.steps,
+                      batch_size=settings.batch_size, lr=settings.lr,
+                      replay_share=settings.replay_share, rng=random.Random(f"continue:{seed}"),
+                      replay=(lambda r: r.choice(replay)) if replay else None,
+                      progress=progress, desc="LoRA continue")
+    return {"update_seconds": fit["seconds"], "train_tokens": fit["tokens"],
+            "final_loss": fit["final_loss"], "train_examples": len(examples),
             "replay_examples": len(replay)}
 
 

@@ -8,7 +8,8 @@ export TOKENIZERS_PARALLELISM ?= false
 # make scale SCALE_FLAGS= runs the full 100k-chunk setting (see experiments/scale.yaml)
 SCALE_FLAGS ?= --quick
 
-.PHONY: all setup test pocket-model pocket-model-if-stale probes accuracy latency cost coldstart freshness scale world clean-caches
+.PHONY: all setup test pocket-model pocket-model-if-stale probes accuracy latency cost coldstart freshness scale \
+	hallucination consistency format data-scaling forgetting popularity lora-params report world clean-caches
 
 ## all: the main job: every experiment that exists, on the offline default
 all: probes accuracy freshness scale
@@ -60,6 +61,38 @@ freshness: pocket-model-if-stale
 ## scale: knowledge base grown to 100k chunks: index, latency, recall, RAG quality; results/scale/
 scale: pocket-model-if-stale
 	$(PY) -m bench study scale $(SCALE_FLAGS)
+
+## hallucination: unanswerable + answerable questions, abstention, faithfulness, citation; results/hallucination/
+hallucination: pocket-model-if-stale
+	$(PY) -m bench study hallucination
+
+## consistency: answers across paraphrases, seeds and temperatures; results/consistency/
+consistency: pocket-model-if-stale
+	$(PY) -m bench study consistency
+
+## format: JSON answers, format in the prompt vs taught by fine-tuning; results/format/
+format: pocket-model-if-stale
+	$(PY) -m bench study format
+
+## data-scaling: LoRA/hybrid learning curves over training-set size, +/- paraphrases; results/data-scaling/
+data-scaling: pocket-model-if-stale
+	$(PY) -m bench study data-scaling
+
+## forgetting: background-world accuracy before/after LoRA, by steps and rank; results/forgetting/
+forgetting: pocket-model-if-stale
+	$(PY) -m bench study forgetting
+
+## popularity: accuracy per entity-popularity bucket, per arm; results/popularity/
+popularity: pocket-model-if-stale
+	$(PY) -m bench study popularity
+
+## lora-params: trainable parameters and adapter size by rank and target modules; results/lora-params/
+lora-params: pocket-model-if-stale
+	$(PY) -m bench study lora-params
+
+## report: the claims report from saved results (no model runs); results/report.md and .html
+report: setup
+	$(PY) -m bench report
 
 ## world: write the default synthetic world (v1 and v2) to data/world/
 world: setup

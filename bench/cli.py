@@ -134,6 +134,15 @@ def cmd_study(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from bench.report.claims_report import build_report
+
+    start = time.perf_counter()
+    md, page, tally = build_report(Path(args.results), Path(args.out or args.results))
+    print(f"{tally}\nwrote {md} and {page} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -179,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quick", action="store_true", help="the study's small setting")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_study)
+
+    s = sub.add_parser("report", help="the claims report from saved results (no model runs)")
+    s.add_argument("--results", default="results", help="folder with one results folder per experiment")
+    s.add_argument("--out", help="where report.md and report.html go (default: --results)")
+    s.set_defaults(func=cmd_report)
     return p
 
 

@@ -22,6 +22,39 @@ class ConfigError(ValueError):
     pass
 
 
+# A field added after results were cached carries this metadata: at its default value it is left
+# out of every content hash (cell keys, config hashes), so older configs keep their cache keys.
+KEY_OMIT_DEFAULT = {"key_omit_default": True}
+
+
+def key_dict(obj) -> dict:
+    """dataclasses.asdict(obj), minus fields marked KEY_OMIT_DEFAULT that hold their default."""
+    d = dataclasses.asdict(obj)
+    _prune(obj, d)
+    return d
+
+
+def _prune(obj, d: dict) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.metadata.get("key_omit_default") and value == _default(f):
+            d.pop(f.name, None)
+        elif dataclasses.is_dataclass(value) and isinstance(d.get(f.name), dict):
+            _prune(value, d[f.name])
+        elif isinstance(value, (tuple, list)) and isinstance(d.get(f.name), (tuple, list)):
+            for v, sub in zip(value, d[f.name]):
+                if dataclasses.is_dataclass(v) and isinstance(sub, dict):
+                    _prune(v, sub)
+
+
+def _default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
 @dataclass(frozen=True)
 class WorldData:
     entities: int = 200            # people in the synthetic world
@@ -35,6 +68,9 @@ class DataConfig:
     qa: str | None = None
     eval_splits: tuple[str, ...] = ("test",)
     max_items: int | None = None       # per split, a deterministic sample (None = all)
+    # every paraphrase of a sampled question becomes its own item (id `<id>.p<j>`, meta.group =
+    # the question's id), for the consistency experiment; training data is unaffected
+    paraphrases_as_items: bool = field(default=False, metadata=KEY_OMIT_DEFAULT)
 
     def validate(self, where: str) -> None:
         if self.world is None and self.corpus is None:
@@ -60,6 +96,19 @@ class ModelConfig:
     max_new_tokens: int = 8
     batch_size: int = 64
     trust_remote_code: bool = False
+    # 0 = greedy (the default); > 0 samples at this temperature, seeded by the run seed
+    temperature: float = field(default=0.0, metadata=KEY_OMIT_DEFAULT)
+    # serve a LoRA adapter merged into the base weights (as deployed): same answers up to float
+    # rounding, no per-layer adapter overhead at answer time
+    merge_adapter: bool = field(default=False, metadata=KEY_OMIT_DEFAULT)
+    # torch intra-op threads while this run's arms answer and train; 0 = torch's default
+    threads: int = field(default=0, metadata=KEY_OMIT_DEFAULT)
+
+    def validate(self, where: str) -> None:
+        if not 0.0 <= self.temperature <= 5.0:
+            raise ConfigError(f"{where}.temperature: expected 0 (greedy) <= x <= 5, got {self.temperature}")
+        if self.threads < 0:
+            raise ConfigError(f"{where}.threads: expected 0 (torch default) or a positive count, got {self.threads}")
 
 
 @dataclass(frozen=True)
@@ -81,7 +130,7 @@ class ExperimentConfig:
     source: str = ""                   # the file it came from (not hashed)
 
     def to_json(self) -> dict:
-        d = dataclasses.asdict(self)
+        d = key_dict(self)
         d.pop("source")
         return d
 

@@ -7,9 +7,10 @@ run resumes where it stopped. One arm's model is closed before the next arm's lo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +18,7 @@ from tqdm import tqdm
 
 from bench.arms.base import STAGES, ArmEnv
 from bench.arms.registry import get_arm_class
-from bench.config import ArmConfig, ExperimentConfig, content_hash
+from bench.config import ArmConfig, ExperimentConfig, content_hash, key_dict
 from bench.data.dataset import Dataset, build_dataset
 from bench.models.resolve import resolve_model
 from bench.predictions import PredictionLog
@@ -39,8 +40,8 @@ class Cell:
 
     def key(self, cfg: ExperimentConfig) -> str:
         """Everything that changes this cell's answers; timings and labels do not count."""
-        return content_hash({"code": ANSWER_CODE_VERSION, "kind": self.arm.arm, "settings": asdict(self.arm.settings),
-                             "seed": self.seed, "model": asdict(cfg.model), "data": asdict(cfg.data)},
+        return content_hash({"code": ANSWER_CODE_VERSION, "kind": self.arm.arm, "settings": key_dict(self.arm.settings),
+                             "seed": self.seed, "model": key_dict(cfg.model), "data": key_dict(cfg.data)},
                             n=12)
 
 
@@ -48,12 +49,17 @@ def cells(cfg: ExperimentConfig) -> list[Cell]:
     return [Cell(arm, seed) for arm in cfg.arms for seed in cfg.seeds]
 
 
+def eval_items(cfg: ExperimentConfig, dataset: Dataset, seed: int):
+    d = cfg.data
+    return dataset.eval_items(d.eval_splits, d.max_items, seed, paraphrases=d.paraphrases_as_items)
+
+
 def preflight(cfg: ExperimentConfig) -> dict[int, Dataset]:
     """Fail before any training: the model must resolve and every seed's data must load."""
     resolve_model(cfg.model.name)
     datasets = {seed: build_dataset(cfg.data, seed) for seed in cfg.seeds}
     for seed, ds in datasets.items():
-        if not ds.eval_items(cfg.data.eval_splits, cfg.data.max_items, seed):
+        if not eval_items(cfg, ds, seed):
             raise ValueError(f"{ds.name}: no QA items in split(s) {list(cfg.data.eval_splits)}")
     return datasets
 
@@ -71,7 +77,7 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, dataset: Dataset, out_dir: Path,
              cache_dir: Path, progress: bool) -> list[dict]:
     log = PredictionLog(out_dir / "predictions" / f"{cell.label}-{cell.key(cfg)}.jsonl")
     stats_path = log.path.with_suffix(".prepare.json")
-    items = dataset.eval_items(cfg.data.eval_splits, cfg.data.max_items, cell.seed)
+    items = eval_items(cfg, dataset, cell.seed)
     done = log.done_ids()
     todo = [q for q in items if q.id not in done]
     if todo:
@@ -114,6 +120,21 @@ def cell_stats(cfg: ExperimentConfig, out_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run with n torch intra-op threads (0 = leave torch's default), restored afterwards."""
+    if n <= 0:
+        yield
+        return
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_experiment(cfg: ExperimentConfig, out_dir: Path | str, cache_dir: Path | str = CACHE_DIR,
                    progress: bool = True) -> pd.DataFrame:
     """Answer every cell (resuming finished work) and return the scored per-item table."""
@@ -123,8 +144,9 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str, cache_dir: Path |
     datasets = preflight(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
-    for cell in tqdm(cells(cfg), desc=cfg.name, disable=not progress):
-        rows += run_cell(cfg, cell, datasets[cell.seed], out_dir, cache_dir, progress)
+    with torch_threads(cfg.model.threads):
+        for cell in tqdm(cells(cfg), desc=cfg.name, disable=not progress):
+            rows += run_cell(cfg, cell, datasets[cell.seed], out_dir, cache_dir, progress)
     order = {arm.name: i for i, arm in enumerate(cfg.arms)}
     rows.sort(key=lambda r: (order[r["arm"]], r["seed"], r["item_id"]))
     return score_rows(rows, progress=progress)

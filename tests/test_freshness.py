@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from bench.config import ConfigError
+from bench.report.claims import CONTRADICTED
 from bench.studies import freshness as fs
 from bench.studies import freshness_report as fr
 from bench.studies.freshness_update import (build_versions, changed_chunks, delta_dataset,
@@ -97,7 +98,7 @@ def test_metric_arithmetic_on_a_hand_made_table():
     # the verdict follows the stated rule: +75 gain but 25% stale (> 10%) -> does not absorb
     assert not fr.absorbs(summary, "rag+upsert")
     check = fr.verdicts(summary, in_place=True)[0]
-    assert check["verdict"] == "not supported"
+    assert check.verdict == CONTRADICTED and check.id == "freshness"
 
 
 def test_a_bad_config_key_is_named(tmp_path):

@@ -115,6 +115,13 @@ def test_reuse_and_content_addressing(store, embedder, tmp_path):
     assert grouped.collection_name not in (store.collection_name, other.collection_name)
     assert grouped.count() == 5
 
+    # disk use is per collection: a second collection under the same root does not inflate
+    # the first, and the parts add up to no more than the folder
+    sizes = [s.disk_bytes() for s in (store, other, grouped)]
+    folder = sum(p.stat().st_size for p in (tmp_path / "chroma").rglob("*") if p.is_file())
+    assert all(0 < size < folder for size in sizes)
+    assert sum(sizes) <= folder
+
 
 def test_interrupted_build_is_rebuilt(store, embedder, tmp_path):
     meta = dict(store._meta, complete=False)

@@ -11,15 +11,15 @@ import json
 import os
 import random
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bench.config import ConfigError, content_hash
+from bench.config import KEY_OMIT_DEFAULT, ConfigError, content_hash
 from bench.data.dataset import Dataset
 from bench.data.world import UNKNOWN
 from bench.models.lora import train_lora
 from bench.models.resolve import POCKET, resolve_model
-from bench.prompts import closed_book_prompt, completion, context_prompt
+from bench.prompts import ANSWER_FORMATS, closed_book_prompt, completion, context_prompt, format_answer
 
 
 @dataclass(frozen=True)
@@ -29,10 +29,28 @@ class TrainingData:
     paraphrases: bool = True        # ... each also in every paraphrase (Ovadia et al. augmentation)
     reading_replay: bool = True     # mix in context-QA on train questions so reading survives
     max_train_questions: int | None = None
+    # how QA targets (closed-book and reading replay) are written: plain text, or the JSON object
+    # {json_key: answer} (the format experiment); documents stay plain text
+    answer_format: str = field(default="plain", metadata=KEY_OMIT_DEFAULT)
+    json_key: str = field(default="answer", metadata=KEY_OMIT_DEFAULT)
 
     def validate(self, where: str) -> None:
         if not (self.documents or self.train_questions):
             raise ConfigError(f"{where}: documents and train_questions are both off: nothing to train on")
+        if self.answer_format not in ANSWER_FORMATS:
+            raise ConfigError(f"{where}.answer_format: expected one of {list(ANSWER_FORMATS)}, "
+                              f"got {self.answer_format!r}")
+        if not self.json_key:
+            raise ConfigError(f"{where}.json_key: expected a non-empty key name")
+
+
+def trained_items(data: TrainingData, dataset: Dataset, seed: int):
+    """The 'train' split QA items an adapter learns from: all, or a sample of max_train_questions
+    that is fixed for a given seed."""
+    train = dataset.split("train")
+    if data.max_train_questions is not None:
+        train = random.Random(f"train:{seed}").sample(train, min(len(train), data.max_train_questions))
+    return train
 
 
 def training_examples(data: TrainingData, dataset: Dataset, seed: int):
@@ -43,14 +61,16 @@ def training_examples(data: TrainingData, dataset: Dataset, seed: int):
         for p in dataset.passages:
             docs.setdefault(p.doc_id or p.id, []).append(p.text)
         examples += [("", " ".join(texts)) for texts in docs.values()]
-    train = dataset.split("train")
-    if data.max_train_questions is not None:
-        train = random.Random(f"train:{seed}").sample(train, min(len(train), data.max_train_questions))
+    train = trained_items(data, dataset, seed)
     by_id = {p.id: p.text for p in dataset.passages}
+
+    def target(answer: str) -> str:
+        return completion(format_answer(answer, data.answer_format, data.json_key))
+
     replay: list[tuple[str, str]] = []
     rng = random.Random(f"replay:{seed}")
     for q in train:
-        answer = completion(q.answers[0] if q.answers else UNKNOWN)
+        answer = target(q.answers[0] if q.answers else UNKNOWN)
         if data.train_questions:
             questions = [q.question, *q.paraphrases] if data.paraphrases else [q.question]
             examples += [(closed_book_prompt(text), answer) for text in questions]
@@ -59,7 +79,7 @@ def training_examples(data: TrainingData, dataset: Dataset, seed: int):
             others = rng.sample(dataset.passages, 3)
             context = gold + [p.text for p in others[: rng.randint(0, 2)]]
             if not gold:   # an item without gold passages teaches abstention from context
-                context, answer = [p.text for p in others], completion(UNKNOWN)
+                context, answer = [p.text for p in others], target(UNKNOWN)
             rng.shuffle(context)
             replay.append((context_prompt(q.question, context), answer))
     return examples, replay

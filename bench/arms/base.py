@@ -91,6 +91,10 @@ class Arm:
         if self.adapted:
             from bench.arms.adapter import attach_adapter
             stats.update(attach_adapter(self.generator, self.settings, self.env))
+            if m.merge_adapter:
+                start = time.perf_counter()
+                self.generator.model = self.generator.model.merge_and_unload()
+                stats["merge_seconds"] = round(time.perf_counter() - start, 4)
         if self.retrieves:
             stats.update(self._open_store())
         return stats
@@ -119,10 +123,16 @@ class Arm:
             start = time.perf_counter()
             prompts.append(self.prompt(question, contexts[i] if contexts else None))
             answers[i].seconds["prompt"] = time.perf_counter() - start
-        for a, g in zip(answers, self.generator.generate(prompts)):
+        for a, g in zip(answers, self.generator.generate(prompts, **self.sampling())):
             a.prediction, a.prompt_tokens, a.completion_tokens = g.text, g.prompt_tokens, g.completion_tokens
             a.seconds["generate"] = g.seconds
         return answers
+
+    def sampling(self) -> dict:
+        """Greedy unless the model config asks for a temperature; sampling is seeded by the
+        run seed, so the same config and seed give the same answers."""
+        temperature = getattr(self.env.model, "temperature", 0.0)
+        return {"temperature": temperature, "seed": self.env.seed} if temperature > 0 else {}
 
     def prompt(self, question: str, passages: list[str] | None) -> str:
         template = self.settings.template

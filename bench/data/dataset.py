@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bench.data.schema import Passage, QAItem
 
@@ -18,16 +18,26 @@ class Dataset:
     def split(self, name: str) -> list[QAItem]:
         return [q for q in self.items if q.split == name]
 
-    def eval_items(self, splits, max_items: int | None, seed: int) -> list[QAItem]:
-        """The items to answer: per split, all or a sample that is fixed for a given seed."""
+    def eval_items(self, splits, max_items: int | None, seed: int,
+                   paraphrases: bool = False) -> list[QAItem]:
+        """The items to answer: per split, all or a sample that is fixed for a given seed.
+        With `paraphrases`, each sampled question is followed by one item per paraphrase."""
         out = []
         for split in splits:
             items = self.split(split)
             if max_items is not None and len(items) > max_items:
                 keep = set(q.id for q in random.Random(f"sample:{seed}:{split}").sample(items, max_items))
                 items = [q for q in items if q.id in keep]
-            out.extend(items)
+            out.extend(q for item in items for q in (paraphrase_items(item) if paraphrases else [item]))
         return out
+
+
+def paraphrase_items(item: QAItem) -> list[QAItem]:
+    """The question and each paraphrase as its own item `<id>.p<j>` (j = 0: the question itself),
+    sharing gold answers, gold ids, split and meta, with meta.group = the question's id."""
+    return [replace(item, id=f"{item.id}.p{j}", question=text, paraphrases=[],
+                    meta={**item.meta, "group": item.id, "paraphrase": j})
+            for j, text in enumerate([item.question, *item.paraphrases])]
 
 
 def build_dataset(data_cfg, seed: int) -> Dataset:

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.report.claims import (NOT_RUN, Claim, all_of, arm_names, interval_verdict, markdown_rows,
+                                 not_run, read_manifest, results_present)
 from bench.report.summary import lookup, paired_difference
 
 REPORTED = {"rougeL": ("ROUGE", 16.0), "bleu": ("BLEU", 15.0)}   # Lakatos et al. 2024, in %
+HYBRID_METRICS = ("exact_match", "rougeL")
 COLUMNS = [("exact_match", "EM", 100), ("token_f1", "F1", 100), ("rouge1", "ROUGE-1", 100),
            ("rougeL", "ROUGE-L", 100), ("bleu", "BLEU", 1), ("semantic_similarity", "sem. sim.", 100),
            ("hallucinated", "halluc. %", 100), ("abstained", "abstain %", 100),
@@ -22,6 +25,21 @@ COLUMNS = [("exact_match", "EM", 100), ("token_f1", "F1", 100), ("rouge1", "ROUG
            ("t_total", "ms/query", 1000)]
 RULE = ("A difference is **supported** when the 95% CI of the seed-paired difference lies above "
         "zero, **contradicted** when it lies below zero, **inconclusive** otherwise.")
+# the claims of the articles this experiment tests: (id, text, rule)
+ACCURACY = ("accuracy", "RAG beats fine-tuning on ROUGE (~16%) and BLEU (~15%) on average "
+            "(Lakatos et al. 2024)",
+            "supported when the 95% CI of the seed-paired difference rag - lora lies above zero on "
+            "both ROUGE-L and BLEU, contradicted when it lies below zero on either, inconclusive "
+            "otherwise; the direction is judged, the size is shown beside the reported one")
+LOWER = ("hybrid.lakatos", "combining fine-tuning with RAG can lower scores below RAG alone "
+         "(Lakatos et al. 2024)",
+         "supported when the 95% CI of the seed-paired difference hybrid - rag lies below zero on "
+         "both EM and ROUGE-L, contradicted when it lies above zero on either, inconclusive otherwise")
+HELPS = ("hybrid.raft", "combining fine-tuning with RAG helps: better than either alone "
+         "(Balaguer et al. 2024; RAFT)",
+         "supported when the 95% CIs of the seed-paired differences hybrid - rag and hybrid - lora "
+         "lie above zero on EM and ROUGE-L, contradicted when any lies below zero, inconclusive "
+         "otherwise; this hybrid is the LoRA adapter plus retrieval, not RAFT-trained")
 
 
 def fmt(summary: pd.DataFrame, arm: str, metric: str, scale: float) -> str:
@@ -43,9 +61,12 @@ def summary_markdown(summary: pd.DataFrame) -> str:
 
 def verdict(diff) -> str:
     if diff is None or math.isnan(diff[0]):
-        return "not run"
-    _, lo, hi, _ = diff
-    return "supported" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
+        return NOT_RUN
+    return interval_verdict(diff[1], diff[2])
+
+
+def _negated(diff):
+    return None if diff is None else (-diff[0], -diff[2], -diff[1], diff[3])
 
 
 def _diff_text(diff, scale: float = 100) -> str:
@@ -57,30 +78,40 @@ def find_arm(cfg, kind: str) -> str | None:
     return next((a.name for a in cfg.arms if a.arm == kind), None)
 
 
+def lakatos_rows(table, summary, rag: str, lora: str) -> list[tuple]:
+    """Per reported metric: (metric, label, reported %, scale, rag mean, lora mean, relative
+    gain text, seed-paired rag - lora). `table` holds per-item or per-(arm, seed) scores."""
+    rows = []
+    for metric, (label, reported) in REPORTED.items():
+        a, b = lookup(summary, rag, metric), lookup(summary, lora, metric)
+        rel = f"{100 * (a - b) / b:+.0f}%" if b > 0 else "n/a (lora = 0)"
+        rows.append((metric, label, reported, 1 if metric == "bleu" else 100, a, b, rel,
+                     paired_difference(table, rag, lora, metric)))
+    return rows
+
+
 def claim_section(table, summary, rag: str, lora: str) -> list[str]:
     out = ["## The claim: RAG beats fine-tuning by ~16% ROUGE and ~15% BLEU", "",
            "| metric | rag | lora | rag - lora | relative | reported | verdict (rag > lora) |",
            "|---|---|---|---|---|---|---|"]
-    for metric, (label, reported) in REPORTED.items():
-        scale = 1 if metric == "bleu" else 100
-        diff = paired_difference(table, rag, lora, metric)
-        a, b = lookup(summary, rag, metric), lookup(summary, lora, metric)
-        rel = f"{100 * (a - b) / b:+.0f}%" if b > 0 else "n/a (lora = 0)"
+    for metric, label, reported, scale, a, b, rel, diff in lakatos_rows(table, summary, rag, lora):
         out.append(f"| {label} ({metric}) | {a * scale:.1f} | {b * scale:.1f} | "
-                   f"{_diff_text(diff, 1 if metric == 'bleu' else 100).replace(' points', '')} | "
-                   f"{rel} | +{reported:.0f}% | {verdict(diff)} |")
+                   f"{_diff_text(diff, scale).replace(' points', '')} | {rel} | +{reported:.0f}% | "
+                   f"{verdict(diff)} |")
     return out
+
+
+def hybrid_diffs(table, hybrid: str, others) -> list[tuple]:
+    """(other arm, metric, seed-paired hybrid - other) for each other arm present."""
+    return [(other, metric, paired_difference(table, hybrid, other, metric))
+            for other in others if other is not None for metric in HYBRID_METRICS]
 
 
 def hybrid_section(table, rag: str | None, lora: str | None, hybrid: str) -> list[str]:
     out = ["## Does the hybrid help?", ""]
-    for other in (rag, lora):
-        if other is None:
-            continue
-        for metric in ("exact_match", "rougeL"):
-            diff = paired_difference(table, hybrid, other, metric)
-            out.append(f"- {hybrid} - {other}, {metric}: {_diff_text(diff)} -> hybrid better: "
-                       f"**{verdict(diff)}**")
+    for other, metric, diff in hybrid_diffs(table, hybrid, (rag, lora)):
+        out.append(f"- {hybrid} - {other}, {metric}: {_diff_text(diff)} -> hybrid better: "
+                   f"**{verdict(diff)}**")
     out += ["", "Lakatos et al. 2024 found fine-tuning + RAG *worse* than RAG; Ovadia et al. 2023 "
             "found it close behind RAG; Soudani et al. 2024 found it best for a 1.6B model."]
     return out
@@ -162,6 +193,9 @@ def write_accuracy_report(cfg, table, summary, breakdown, cells, out_dir: Path,
         lines += claim_section(table, summary, rag, lora) + [""]
     if hybrid:
         lines += hybrid_section(table, rag, lora, hybrid) + [""]
+    names = {k: find_arm(cfg, k) for k in ("rag", "lora", "hybrid") if find_arm(cfg, k)}
+    lines += ["## Verdicts on the articles' claims (as in the claims report)", "",
+              markdown_rows(accuracy_claims(table, summary, names)), ""]
     lines += separation_section(full, summary, cfg, probes) + [""]
     lines += kind_table(breakdown) + [""]
     lines += ["## Latency by stage", "", "![latency](latency_stages.png)", ""]
@@ -179,3 +213,73 @@ def _data_text(cfg) -> str:
         return (f"synthetic world, {d.world.entities} people, a fresh world per seed, "
                 f"splits {list(d.eval_splits)}")
     return f"`{d.corpus}` + `{d.qa}`, splits {list(d.eval_splits)}"
+
+
+# --- claims and plots from the saved tables (for report.md's readers and `make report`) ------
+
+def _ci(diff, scale: float = 100) -> str:
+    m, lo, hi, _ = diff
+    return f"{m * scale:+.1f} [{lo * scale:+.1f}, {hi * scale:+.1f}]"
+
+
+LABELS = {"exact_match": "EM", "rougeL": "ROUGE-L", "bleu": "BLEU"}
+
+
+def accuracy_claims(table, summary: pd.DataFrame, names: dict[str, str]) -> list[Claim]:
+    """The three claims this experiment tests, from per-item or per-(arm, seed) scores."""
+    rag, lora, hybrid = (names.get(k) for k in ("rag", "lora", "hybrid"))
+    seeds = f"n={table['seed'].nunique()} seeds"
+    out = []
+    if rag and lora:
+        rows = lakatos_rows(table, summary, rag, lora)
+        measured = f"{rag} - {lora}: " + ", ".join(
+            f"{LABELS[metric]} {_ci(d, scale)} points ({rel} relative; reported +{rep:.0f}%)"
+            for metric, _, rep, scale, _, _, rel, d in rows) + f"; {seeds}"
+        out.append(Claim(ACCURACY[0], ACCURACY[1], "accuracy", measured,
+                         all_of(verdict(d) for *_, d in rows), ACCURACY[2]))
+    else:
+        out.append(Claim(*ACCURACY[:2], "accuracy", "no rag and lora arm in this run", NOT_RUN, ACCURACY[2]))
+    diffs = hybrid_diffs(table, hybrid, (rag, lora)) if hybrid else []
+    measured = "; ".join(f"{hybrid} - {other}: " + ", ".join(f"{LABELS[m]} {_ci(d)}" for o, m, d in diffs
+                                                            if o == other) + " points"
+                         for other in dict.fromkeys(o for o, _, _ in diffs))
+    measured = f"{measured}; {seeds}" if diffs else "no hybrid arm in this run"
+    vs_rag = [d for o, _, d in diffs if o == rag]
+    out.append(Claim(LOWER[0], LOWER[1], "accuracy", measured,
+                     all_of(verdict(_negated(d)) for d in vs_rag), LOWER[2]))
+    both = rag is not None and lora is not None
+    out.append(Claim(HELPS[0], HELPS[1], "accuracy", measured,
+                     all_of(verdict(d) for _, _, d in diffs) if both else NOT_RUN, HELPS[2]))
+    return out
+
+
+def seed_table(results_dir: Path) -> pd.DataFrame | None:
+    """Per-(arm, seed) means on the summary's split: per_seed.csv, or else items.parquet."""
+    if (results_dir / "per_seed.csv").exists():
+        return pd.read_csv(results_dir / "per_seed.csv")
+    if not (results_dir / "items.parquet").exists():
+        return None
+    from bench.report.outputs import primary_split
+
+    items = pd.read_parquet(results_dir / "items.parquet",
+                            columns=list(dict.fromkeys(["arm", "seed", "split", *HYBRID_METRICS, *REPORTED])))
+    return items[items["split"] == primary_split(items)]
+
+
+def claims(results_dir: Path) -> list[Claim]:
+    results_dir = Path(results_dir)
+    table = seed_table(results_dir)
+    if table is None or not results_present(results_dir, "summary.csv", "manifest.json"):
+        return [not_run(c[0], c[1], "accuracy") for c in (ACCURACY, LOWER, HELPS)]
+    return accuracy_claims(table, pd.read_csv(results_dir / "summary.csv"), arm_names(results_dir))
+
+
+def redraw(results_dir: Path) -> list[Path]:
+    from bench.report.outputs import draw_plots
+
+    results_dir = Path(results_dir)
+    if not results_present(results_dir, "summary.csv"):
+        return []
+    manifest = read_manifest(results_dir)
+    return draw_plots(pd.read_csv(results_dir / "summary.csv"), results_dir,
+                      manifest.get("experiment", results_dir.name), manifest.get("summary_split", "test"))

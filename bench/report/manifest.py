@@ -36,7 +36,9 @@ def hardware() -> dict:
         pass
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "platform": platform.platform()}
+            "platform": platform.platform(),
+            # timings are only comparable between runs made under similar load: record it
+            "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()]}
 
 
 def write_manifest(path: Path, name: str, config: dict, source: str, timings: dict,

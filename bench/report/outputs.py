@@ -12,7 +12,7 @@ import pandas as pd
 
 from bench.report import plots
 from bench.report.manifest import write_manifest
-from bench.report.summary import METRICS, QUALITY, summarize
+from bench.report.summary import METRICS, QUALITY, seed_means, summarize
 
 
 def _atomic(path: Path, write) -> None:
@@ -42,18 +42,24 @@ def primary_split(table: pd.DataFrame) -> str:
     return "test" if "test" in splits else splits[0]
 
 
+def draw_plots(summary: pd.DataFrame, out_dir: Path, name: str, split: str) -> list[Path]:
+    return [plots.grouped_bars(summary, out_dir / "quality.png", f"{name}: answer quality ({split} split)"),
+            plots.latency_stages(summary, out_dir / "latency_stages.png", f"{name}: latency by stage")]
+
+
 def write_outputs(cfg, table: pd.DataFrame, cells: pd.DataFrame, out_dir: Path,
                   timings: dict) -> pd.DataFrame:
     out_dir.mkdir(parents=True, exist_ok=True)
     save_table(table, out_dir / "items.parquet")
     split = primary_split(table)
     summary = summarize(table[table["split"] == split], METRICS)
+    per_seed = seed_means(table[table["split"] == split], METRICS)   # what paired CIs need
     breakdown = summarize(table, QUALITY, by=("arm", "split", "kind"))
     _atomic(out_dir / "summary.csv", lambda p: summary.to_csv(p, index=False, float_format="%.6g"))
     _atomic(out_dir / "breakdown.csv", lambda p: breakdown.to_csv(p, index=False, float_format="%.6g"))
+    _atomic(out_dir / "per_seed.csv", lambda p: per_seed.to_csv(p, index=False, float_format="%.6g"))
     _atomic(out_dir / "cells.csv", lambda p: cells.to_csv(p, index=False))
-    plots.grouped_bars(summary, out_dir / "quality.png", f"{cfg.name}: answer quality ({split} split)")
-    plots.latency_stages(summary, out_dir / "latency_stages.png", f"{cfg.name}: latency by stage")
+    draw_plots(summary, out_dir, cfg.name, split)
     write_manifest(out_dir / "manifest.json", cfg.name, cfg.to_json(), cfg.source, timings,
                    {"items_per_cell": table.groupby(["arm", "seed"]).size().max(),
                     "summary_split": split})

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,8 +202,27 @@ class VectorStore:
         return int(self.collection.count())
 
     def disk_bytes(self) -> int:
-        """Bytes on disk under the persistent directory (all collections under `root`)."""
-        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+        """Bytes on disk that belong to this collection: its HNSW segment folder exactly, plus
+        its share of the client's shared `chroma.sqlite3` (documents, metadata, write-ahead log),
+        apportioned by embedding rows. Other collections under the same `root` are not counted."""
+        return collection_disk_bytes(self.root, str(self.collection.id))
+
+
+def collection_disk_bytes(root: Path, collection_id: str) -> int:
+    """See `VectorStore.disk_bytes`. Reads chroma's own sqlite catalogue (read-only)."""
+    root = Path(root)
+    db = root / "chroma.sqlite3"
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+        segments = con.execute("SELECT id, scope FROM segments WHERE collection = ?",
+                               (collection_id,)).fetchall()
+        ours = [sid for sid, scope in segments if scope == "METADATA"]
+        mine = con.execute(f"SELECT COUNT(*) FROM embeddings WHERE segment_id IN "
+                           f"({','.join('?' * len(ours))})", ours).fetchone()[0] if ours else 0
+        total = con.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+    vector_bytes = sum(p.stat().st_size for sid, scope in segments if scope == "VECTOR"
+                       for p in (root / sid).rglob("*") if p.is_file())
+    shared = sum(p.stat().st_size for p in root.glob("chroma.sqlite3*") if p.is_file())
+    return int(vector_bytes + (shared * mine / total if total else 0))
 
 
 def recall_of_ids(retrieved_ids: Sequence[Sequence[str]] | None, gold_passage_ids: Sequence[str]) -> float:

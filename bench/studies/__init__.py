@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import importlib
 
-STUDIES = ("latency", "cost", "coldstart", "freshness", "scale")
+STUDIES = ("latency", "cost", "coldstart", "freshness", "scale",
+           "hallucination", "consistency", "format", "data-scaling", "forgetting", "popularity",
+           "lora-params")
 
 
 def get_study(name: str):
     if name not in STUDIES:
         raise KeyError(f"unknown study '{name}'; known: {list(STUDIES)}")
-    return importlib.import_module(f"bench.studies.{name}")
+    return importlib.import_module(f"bench.studies.{name.replace('-', '_')}")

@@ -19,14 +19,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from tqdm import tqdm
 
-from bench.arms.base import ArmEnv
-from bench.arms.registry import get_arm_class
 from bench.data.dataset import build_dataset
-from bench.metrics.scores import exact_match
+from bench.report.claims import (CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED, Claim, arm_names, fmt_ci,
+                                 markdown_rows, not_run, results_present)
 from bench.report.manifest import write_manifest
 from bench.report.plots import _save
 from bench.report.summary import mean_ci
-from bench.runner import preflight
 from bench.studies.common import load_study, write_csv, write_text
 
 METRICS = ["prepare_seconds", "first_answer_seconds", "first_correct_seconds", "exact_match"]
@@ -44,6 +42,10 @@ class Settings:
 
 
 def cold_cell(arm_cfg, cfg, dataset, seed: int, max_items: int, scratch: Path, progress: bool) -> dict:
+    from bench.arms.base import ArmEnv   # the model stack, only when measuring
+    from bench.arms.registry import get_arm_class
+    from bench.metrics.scores import exact_match
+
     shutil.rmtree(scratch, ignore_errors=True)      # empty caches: nothing is reused
     items = dataset.eval_items(cfg.data.eval_splits[:1], max_items, seed)
     start = time.perf_counter()
@@ -78,7 +80,7 @@ def summarize(cells: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot(summary: pd.DataFrame, out: Path) -> None:
+def plot(summary: pd.DataFrame, out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for arm in dict.fromkeys(summary["arm"]):
         s = summary[summary["arm"] == arm].set_index("metric")
@@ -90,25 +92,55 @@ def plot(summary: pd.DataFrame, out: Path) -> None:
     ax.set_xlabel("seconds from raw documents to the first correct answer (log)")
     ax.set_ylabel("exact match reached, %")
     ax.legend(fontsize=8)
-    _save(fig, out / "coldstart.png")
+    return _save(fig, out / "coldstart.png")
 
 
-def verdict(summary: pd.DataFrame, cfg) -> list[str]:
-    kinds = {a.arm: a.name for a in cfg.arms}
-    get = lambda arm: summary[(summary["arm"] == arm) & (summary["metric"] == "first_correct_seconds")].iloc[0]
-    if "rag" not in kinds or "lora" not in kinds:
-        return ["not run: needs a rag and a lora arm"]
-    r, lo = get(kinds["rag"]), get(kinds["lora"])
-    word = ("supported" if r["ci_high"] < lo["ci_low"] else
-            "contradicted" if r["ci_low"] > lo["ci_high"] else "inconclusive")
-    return ["Rule: RAG 'starts faster' when the 95% CIs over seeds of time to the first correct "
-            "answer do not overlap.", "",
-            f"- {kinds['rag']}: {r['mean']:.1f} s [{r['ci_low']:.1f}, {r['ci_high']:.1f}]; "
-            f"{kinds['lora']}: {lo['mean']:.1f} s [{lo['ci_low']:.1f}, {lo['ci_high']:.1f}] "
-            f"-> RAG starts faster: **{word}** ({lo['mean'] / r['mean']:.0f}x)"]
+COLD_TEXT = "RAG starts fast (chunk, embed, index) while fine-tuning takes long to train"
+COLD_RULE = ("supported when the 95% CIs over seeds of the seconds from raw documents to the first correct "
+             "answer do not overlap with rag below lora (or lora never answers correctly), contradicted "
+             "when they do not overlap with rag above lora, inconclusive otherwise")
+
+
+def verdicts(summary: pd.DataFrame, kinds: dict[str, str]) -> list[Claim]:
+    """`kinds` maps arm kind to arm name."""
+    rag, lora = kinds.get("rag"), kinds.get("lora")
+    if rag is None or lora is None:
+        return [Claim("coldstart", COLD_TEXT, "coldstart", "needs a rag and a lora arm", NOT_RUN, COLD_RULE)]
+    get = lambda arm, metric: summary[(summary["arm"] == arm) & (summary["metric"] == metric)].iloc[0]  # noqa: E731
+    r, lo = get(rag, "first_correct_seconds"), get(lora, "first_correct_seconds")
+    if math.isnan(lo["mean"]):
+        verdict = INCONCLUSIVE if math.isnan(r["mean"]) else SUPPORTED
+    else:
+        verdict = SUPPORTED if r["ci_high"] < lo["ci_low"] else \
+            CONTRADICTED if r["ci_low"] > lo["ci_high"] else INCONCLUSIVE
+    parts = []
+    for arm in dict.fromkeys(summary["arm"]):
+        t, em = get(arm, "first_correct_seconds"), get(arm, "exact_match")
+        seconds = "never correct" if math.isnan(t["mean"]) else f"{fmt_ci(t['mean'], t['ci_low'], t['ci_high'], 1)} s"
+        parts.append(f"{arm} {seconds} (EM reached {fmt_ci(em['mean'], em['ci_low'], em['ci_high'])}%)")
+    ratio = lo["mean"] / r["mean"] if r["mean"] > 0 else math.nan
+    measured = "to the first correct answer: " + "; ".join(parts) + \
+        ("" if math.isnan(ratio) else f"; {lora} / {rag} = {ratio:.0f}x")
+    return [Claim("coldstart", COLD_TEXT, "coldstart", measured, verdict, COLD_RULE)]
+
+
+def claims(results_dir: Path) -> list[Claim]:
+    results_dir = Path(results_dir)
+    if not results_present(results_dir, "summary.csv", "manifest.json"):
+        return [not_run("coldstart", COLD_TEXT, "coldstart")]
+    return verdicts(pd.read_csv(results_dir / "summary.csv"), arm_names(results_dir))
+
+
+def redraw(results_dir: Path) -> list[Path]:
+    results_dir = Path(results_dir)
+    if not results_present(results_dir, "summary.csv"):
+        return []
+    return [plot(pd.read_csv(results_dir / "summary.csv"), results_dir)]
 
 
 def run(config: Path, out: Path, quick: bool = False, progress: bool = True) -> Path:
+    from bench.runner import preflight
+
     cfg, s = load_study(config, Settings, quick)
     preflight(cfg)
     out = Path(out)
@@ -116,8 +148,10 @@ def run(config: Path, out: Path, quick: bool = False, progress: bool = True) -> 
     start, rows = time.perf_counter(), []
     jobs = [(arm, seed) for seed in s.seeds for arm in cfg.arms]
     for arm, seed in tqdm(jobs, desc="coldstart", disable=not progress):
+        # one folder per cell: chroma keeps a client per path in the process, so a folder
+        # deleted and reused by a later cell would meet a stale client ("no such table")
         rows.append(cold_cell(arm, cfg, build_dataset(cfg.data, seed), seed, s.max_items,
-                              Path(".cache") / "coldstart-scratch", progress))
+                              Path(".cache") / "coldstart-scratch" / f"{arm.name}-s{seed}", progress))
     cells = pd.DataFrame(rows)
     summary = summarize(cells)
     write_csv(cells, out / "cells.csv")
@@ -133,7 +167,8 @@ def run(config: Path, out: Path, quick: bool = False, progress: bool = True) -> 
     md = [f"# coldstart: {cfg.claim.strip()}", "", cfg.description.strip(), "",
           f"Model `{cfg.model.name}`, seeds {list(s.seeds)} (each a fresh world), {s.max_items} test "
           f"questions; seconds on this machine (see manifest); exact match in %.", "",
-          "![coldstart](coldstart.png)", "", *table, "", "## Verdict", "", *verdict(summary, cfg)]
+          "![coldstart](coldstart.png)", "", *table, "", "## Verdict (computed from summary.csv)", "",
+          markdown_rows(verdicts(summary, {a.arm: a.name for a in reversed(cfg.arms)}))]
     write_manifest(out / "manifest.json", cfg.name, {"experiment": cfg.to_json(), "study": asdict(s)},
                    cfg.source, {"total": round(time.perf_counter() - start, 1)})
     return write_text("\n".join(md) + "\n", out / "report.md")

@@ -21,10 +21,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from bench.report.claims import (CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED, Claim, all_of, arm_names,
+                                 markdown_rows, not_run, read_manifest, results_present)
 from bench.report.manifest import write_manifest
 from bench.report.plots import _save
 from bench.report.summary import mean_ci
-from bench.runner import cell_stats, run_experiment
 from bench.studies.common import load_study, with_changes, write_csv, write_text
 
 
@@ -116,25 +117,35 @@ def break_even_table(costs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot(costs: pd.DataFrame, horizon: int, out: Path) -> None:
-    scenarios = list(dict.fromkeys(costs["scenario"]))
+def plot(summary: pd.DataFrame, horizon: int, out: Path) -> Path:
+    """Total cost vs queries served, per scenario: one-off + queries x per-query (means over seeds)."""
+    scenarios = list(dict.fromkeys(m.split(":")[0] for m in summary["metric"]))
     fig, axes = plt.subplots(1, len(scenarios), figsize=(6 * len(scenarios), 4.5), squeeze=False)
     q = np.logspace(0, math.log10(horizon), 200)
-    mean = costs.groupby(["scenario", "arm"], sort=False)[["one_off_usd", "per_query_usd"]].mean()
     for ax, scenario in zip(axes[0], scenarios):
-        for arm in dict.fromkeys(costs[costs["scenario"] == scenario]["arm"]):
-            r = mean.loc[(scenario, arm)]
-            ax.plot(q, r["one_off_usd"] + q * r["per_query_usd"], label=arm)
+        for arm in dict.fromkeys(summary["arm"]):
+            one_off, per_1k = (_mean(summary, arm, f"{scenario}:{m}") for m in ("one_off_usd", "per_1k_queries_usd"))
+            ax.plot(q, one_off + q * per_1k / 1000, label=arm)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("queries served")
         ax.set_ylabel("total cost, $")
         ax.set_title(scenario)
         ax.legend(fontsize=8)
-    _save(fig, out / "cost.png")
+    return _save(fig, out / "cost.png")
+
+
+def _row(summary: pd.DataFrame, arm: str, metric: str) -> pd.Series:
+    return summary[(summary["arm"] == arm) & (summary["metric"] == metric)].iloc[0]
+
+
+def _mean(summary: pd.DataFrame, arm: str, metric: str) -> float:
+    return float(_row(summary, arm, metric)["mean"])
 
 
 def run(config: Path, out: Path, quick: bool = False, progress: bool = True) -> Path:
+    from bench.runner import cell_stats, run_experiment   # the model stack, only when measuring
+
     cfg, s = load_study(config, Settings, quick)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -155,13 +166,14 @@ def run(config: Path, out: Path, quick: bool = False, progress: bool = True) -> 
     be = break_even_table(costs)
     write_csv(summary, out / "summary.csv")
     write_csv(be, out / "break_even.csv")
-    plot(costs, s.horizon, out)
+    plot(summary, s.horizon, out)
     write_manifest(out / "manifest.json", cfg.name, {"experiment": run_cfg.to_json(), "study": asdict(s)},
                    cfg.source, {"total": round(time.perf_counter() - start, 1)})
     return write_text(report(cfg, s, summary, be, inputs), out / "report.md")
 
 
 def report(cfg, s: Settings, summary: pd.DataFrame, be: pd.DataFrame, m: pd.DataFrame) -> str:
+    kinds = {a.arm: a.name for a in reversed(cfg.arms)}   # the first arm of each kind
     q = m.groupby("arm", sort=False).mean(numeric_only=True)
     lines = [f"# cost: {cfg.claim.strip()}", "", cfg.description.strip(), "",
              "Measured inputs (mean over seeds; times in seconds on this machine, see manifest):", "",
@@ -181,27 +193,64 @@ def report(cfg, s: Settings, summary: pd.DataFrame, be: pd.DataFrame, m: pd.Data
     for _, r in be.iterrows():
         qv = "" if pd.isna(r["break_even_queries"]) else f"{r['break_even_queries']:,.0f}"
         lines.append(f"| {r['scenario']} | {r['arm_a']} | {r['arm_b']} | {qv} |")
-    lines += ["", "## Verdict", "", *verdict(summary, cfg)]
+    lines += ["", "## Verdict (computed from summary.csv)", "", markdown_rows(verdicts(summary, kinds, be))]
     return "\n".join(lines) + "\n"
 
 
-def verdict(summary: pd.DataFrame, cfg) -> list[str]:
-    """Per scenario: RAG cheaper up front and dearer per query than LoRA, by CI separation."""
-    kinds = {a.arm: a.name for a in cfg.arms}
-    if "rag" not in kinds or "lora" not in kinds:
-        return ["not run: needs a rag and a lora arm"]
-    out = ["Rule: 'cheaper' when the 95% CIs over seeds do not overlap; otherwise inconclusive.", ""]
-    for scenario in dict.fromkeys(m.split(":")[0] for m in summary["metric"]):
-        parts = []
-        for metric, want in (("one_off_usd", "rag cheaper up front"), ("per_1k_queries_usd", "rag dearer per query")):
-            get = lambda arm: summary[(summary["arm"] == kinds[arm]) & (summary["metric"] == f"{scenario}:{metric}")].iloc[0]
-            r, lo = get("rag"), get("lora")
-            if metric == "one_off_usd":
-                ok = r["ci_high"] < lo["ci_low"]
-                bad = r["ci_low"] > lo["ci_high"]
-            else:
-                ok = r["ci_low"] > lo["ci_high"]
-                bad = r["ci_high"] < lo["ci_low"]
-            parts.append(f"{want}: **{'supported' if ok else 'contradicted' if bad else 'inconclusive'}**")
-        out.append(f"- {scenario}: " + "; ".join(parts))
+COST_TEXT = "RAG costs more per query; fine-tuning costs more up front"
+COST_RULE = ("per price scenario: RAG cheaper up front when the 95% CIs over seeds of the one-off cost "
+             "do not overlap with rag below lora, and dearer per query when those of the cost per 1k "
+             "queries do not overlap with rag above lora; supported when both hold, contradicted when "
+             "either is separated the other way, inconclusive otherwise")
+
+
+def _separated(low: pd.Series, high: pd.Series) -> str:
+    """SUPPORTED when low's CI lies entirely below high's, CONTRADICTED when entirely above."""
+    return SUPPORTED if low["ci_high"] < high["ci_low"] else \
+        CONTRADICTED if low["ci_low"] > high["ci_high"] else INCONCLUSIVE
+
+
+def _usd(r: pd.Series) -> str:
+    return f"${r['mean']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}]"
+
+
+def _break_even(be: pd.DataFrame | None, scenario: str, arms: set) -> float:
+    if be is None:
+        return math.nan
+    hit = be[(be["scenario"] == scenario) & be["arm_a"].isin(arms) & be["arm_b"].isin(arms)]
+    return float(hit["break_even_queries"].iloc[0]) if len(hit) else math.nan
+
+
+def verdicts(summary: pd.DataFrame, kinds: dict[str, str], be: pd.DataFrame | None = None) -> list[Claim]:
+    """One claim per price scenario; `kinds` maps arm kind to arm name."""
+    scenarios = list(dict.fromkeys(m.split(":")[0] for m in summary["metric"]))
+    rag, lora = kinds.get("rag"), kinds.get("lora")
+    if rag is None or lora is None or not scenarios:
+        return [Claim("cost", COST_TEXT, "cost", "needs a rag and a lora arm", NOT_RUN, COST_RULE)]
+    out = []
+    for scenario in scenarios:
+        (r1, l1), (r2, l2) = ((_row(summary, rag, f"{scenario}:{m}"), _row(summary, lora, f"{scenario}:{m}"))
+                              for m in ("one_off_usd", "per_1k_queries_usd"))
+        q = _break_even(be, scenario, {rag, lora})
+        out.append(Claim(
+            f"cost.{scenario}", f"{COST_TEXT} ({scenario} prices)", "cost",
+            f"one-off: {rag} {_usd(r1)}, {lora} {_usd(l1)}; per 1k queries: {rag} {_usd(r2)}, "
+            f"{lora} {_usd(l2)}; break-even: " + ("never" if math.isnan(q) else f"{q:,.0f} queries"),
+            all_of([_separated(r1, l1), _separated(l2, r2)]), COST_RULE))
     return out
+
+
+def claims(results_dir: Path) -> list[Claim]:
+    results_dir = Path(results_dir)
+    if not results_present(results_dir, "summary.csv", "manifest.json"):
+        return [not_run("cost", COST_TEXT, "cost")]
+    be = pd.read_csv(results_dir / "break_even.csv") if (results_dir / "break_even.csv").exists() else None
+    return verdicts(pd.read_csv(results_dir / "summary.csv"), arm_names(results_dir), be)
+
+
+def redraw(results_dir: Path) -> list[Path]:
+    results_dir = Path(results_dir)
+    if not results_present(results_dir, "summary.csv", "manifest.json"):
+        return []
+    study = (read_manifest(results_dir).get("config") or {}).get("study") or {}
+    return [plot(pd.read_csv(results_dir / "summary.csv"), study.get("horizon", Settings.horizon), results_dir)]

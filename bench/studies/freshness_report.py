@@ -4,10 +4,15 @@ CIs over seeds -> wide table, plot, verdicts (computed here from the table, rule
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
+from bench.report.claims import (CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED, Claim, all_of,
+                                 markdown_rows, not_run, read_manifest, results_present)
 from bench.report.summary import mean_ci
+
+EXPERIMENT = "freshness"
 
 PHASES = ("before", "after")
 # summary.csv metrics, in order
@@ -89,59 +94,78 @@ def _pts(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{100 * x:+.1f}"
 
 
-def verdicts(summary: pd.DataFrame, in_place: bool) -> list[dict]:
+ABSORB_RULE = (f"an update absorbs the changes when changed-fact EM rises >= {100 * ABSORB_GAIN:.0f} points, "
+               f"<= {100 * ABSORB_STALE:.0f}% of changed facts still get the v1 value after it and "
+               f"unchanged-fact EM moves <= {100 * KEEP_UNCHANGED:.0f} points (means over seeds)")
+RAG_TEXT = "RAG absorbs changed facts by re-indexing (upsert into the existing index, no rebuild)"
+RETRAIN_TEXT = "fine-tuning must be retrained: continued training on the changes does not suffice"
+COST_TEXT = "RAG's update is cheaper than any fine-tuning update that gets as far"
+
+
+def updated_in_place(cells: pd.DataFrame) -> bool:
+    """Every upserting arm kept its collection's name and chunk count (no rebuild)."""
+    rag = cells[cells["arm"].str.contains("upsert")]
+    return bool(len(rag)) and bool(rag["collection_same"].all()) and \
+        bool((rag["count_before"] == rag["count_after"]).all())
+
+
+def _absorb_numbers(summary: pd.DataFrame, arm: str) -> str:
+    drift = value(summary, arm, "unchanged_em_after") - value(summary, arm, "unchanged_em_before")
+    return (f"{arm}: gain {_fmt(summary, arm, 'changed_gain')} points, stale after "
+            f"{_fmt(summary, arm, 'stale_rate_after')}%, unchanged {_pts(drift)} points")
+
+
+def _missing(claim_id: str, text: str, rule: str, what: str) -> Claim:
+    return Claim(claim_id, text, EXPERIMENT, f"no {what} arm in this run", NOT_RUN, rule)
+
+
+def verdicts(summary: pd.DataFrame, in_place: bool) -> list[Claim]:
     """The claim in three checks, each with its rule and the numbers it used."""
     arms = set(summary["arm"])
-    out = []
-    absorb_rule = (f"changed-fact EM gain >= {100 * ABSORB_GAIN:.0f} points, stale rate after "
-                   f"<= {100 * ABSORB_STALE:.0f}%, unchanged-fact EM moves <= {100 * KEEP_UNCHANGED:.0f} points")
+    rag_rule = ABSORB_RULE + "; supported when rag+upsert absorbs them and its collection keeps its name " \
+                             "and count in every seed, contradicted otherwise"
     if "rag+upsert" in arms:
         ok = absorbs(summary, "rag+upsert") and in_place
-        out.append({"check": "RAG absorbs changed facts by re-indexing (upsert, no rebuild)",
-                    "rule": absorb_rule + "; the collection keeps its name and count (every seed)",
-                    "numbers": f"gain {_pts(value(summary, 'rag+upsert', 'changed_gain'))}, stale after "
-                               f"{100 * value(summary, 'rag+upsert', 'stale_rate_after'):.1f}%, unchanged "
-                               f"{_pts(value(summary, 'rag+upsert', 'unchanged_em_after') - value(summary, 'rag+upsert', 'unchanged_em_before'))}, "
-                               f"in place: {in_place}",
-                    "verdict": "supported" if ok else "not supported"})
-    lora = {u: f"lora+{u}" in arms and absorbs(summary, f"lora+{u}") for u in ("retrain", "continue")}
-    if "lora+retrain" in arms and "lora+continue" in arms:
-        if lora["retrain"] and not lora["continue"]:
-            verdict = "supported"
-        elif lora["continue"]:
-            verdict = "refuted: continued training on the changes alone absorbs them"
-        else:
-            verdict = "not supported: neither retraining nor continued training absorbs the changes"
-        out.append({"check": "Fine-tuning must be retrained (continued training does not suffice)",
-                    "rule": f"supported if lora+retrain absorbs ({absorb_rule}) and lora+continue does not",
-                    "numbers": "; ".join(
-                        f"lora+{u}: gain {_pts(value(summary, f'lora+{u}', 'changed_gain'))}, stale after "
-                        f"{100 * value(summary, f'lora+{u}', 'stale_rate_after'):.1f}%"
-                        for u in ("retrain", "continue")),
-                    "verdict": verdict})
-    if "rag+upsert" in arms:
-        rag_em, rag_s = value(summary, "rag+upsert", "changed_em_after"), value(summary, "rag+upsert", "update_seconds")
-        lora_arms = [a for a in arms if a.startswith("lora+")]
-        close = [a for a in lora_arms if value(summary, a, "changed_em_after") >= rag_em - COMPARABLE]
-        if close:
-            cheapest = min(close, key=lambda a: value(summary, a, "update_seconds"))
-            c_s = value(summary, cheapest, "update_seconds")
-            verdict = "supported" if rag_s < c_s else "refuted"
-            numbers = f"rag+upsert {rag_s:.2f} s vs {cheapest} {c_s:.1f} s"
-        elif lora_arms:
-            cheapest = min(lora_arms, key=lambda a: value(summary, a, "update_seconds"))
-            verdict = "supported: no LoRA update reaches RAG's level at any cost measured"
-            numbers = (f"rag+upsert {100 * rag_em:.1f}% in {rag_s:.2f} s; best LoRA "
-                       f"{100 * max(value(summary, a, 'changed_em_after') for a in lora_arms):.1f}%; "
-                       f"cheapest LoRA update {cheapest} {value(summary, cheapest, 'update_seconds'):.1f} s")
-        else:
-            verdict, numbers = "n/a (no LoRA arm)", ""
-        out.append({"check": "RAG's update is cheaper than any LoRA update that gets as far",
-                    "rule": f"supported if rag+upsert's update seconds are below those of the cheapest "
-                            f"LoRA update whose changed-fact EM after is within {100 * COMPARABLE:.0f} points "
-                            f"of RAG's (or if none gets that close)",
-                    "numbers": numbers, "verdict": verdict})
+        out = [Claim(EXPERIMENT, RAG_TEXT, EXPERIMENT, _absorb_numbers(summary, "rag+upsert") +
+                     f"; in place: {in_place}", SUPPORTED if ok else CONTRADICTED, rag_rule)]
+    else:
+        out = [_missing(EXPERIMENT, RAG_TEXT, rag_rule, "rag+upsert")]
+    retrain_rule = (ABSORB_RULE + "; supported when lora+retrain absorbs them and lora+continue does "
+                    "not, contradicted when lora+continue absorbs them, inconclusive when neither does")
+    if {"lora+retrain", "lora+continue"} <= arms:
+        retrain, cont = absorbs(summary, "lora+retrain"), absorbs(summary, "lora+continue")
+        verdict = CONTRADICTED if cont else SUPPORTED if retrain else INCONCLUSIVE
+        note = "" if retrain or cont else "; neither retraining nor continued training absorbs them"
+        out.append(Claim(f"{EXPERIMENT}.retrain", RETRAIN_TEXT, EXPERIMENT,
+                         "; ".join(_absorb_numbers(summary, a) for a in ("lora+retrain", "lora+continue")) + note,
+                         verdict, retrain_rule))
+    else:
+        out.append(_missing(f"{EXPERIMENT}.retrain", RETRAIN_TEXT, retrain_rule, "lora+retrain and lora+continue"))
+    out.append(update_cost(summary, arms))
     return out
+
+
+def update_cost(summary: pd.DataFrame, arms: set) -> Claim:
+    rule = (f"supported when rag+upsert's update seconds are below those of the cheapest LoRA update "
+            f"whose changed-fact EM after is within {100 * COMPARABLE:.0f} points of RAG's (or when none "
+            f"gets that close), contradicted when that LoRA update is as fast or faster")
+    lora_arms = sorted(a for a in arms if a.startswith("lora+"))
+    if "rag+upsert" not in arms or not lora_arms:
+        return Claim(f"{EXPERIMENT}.update-cost", COST_TEXT, EXPERIMENT, "needs rag+upsert and a LoRA arm",
+                     NOT_RUN, rule)
+    rag_em, rag_s = value(summary, "rag+upsert", "changed_em_after"), value(summary, "rag+upsert", "update_seconds")
+    close = [a for a in lora_arms if value(summary, a, "changed_em_after") >= rag_em - COMPARABLE]
+    cheapest = min(close or lora_arms, key=lambda a: value(summary, a, "update_seconds"))
+    seconds = (f"rag+upsert {_fmt(summary, 'rag+upsert', 'update_seconds', 1.0, 2)} s vs {cheapest} "
+               f"{_fmt(summary, cheapest, 'update_seconds', 1.0, 1)} s")
+    if close:
+        verdict = SUPPORTED if rag_s < value(summary, cheapest, "update_seconds") else CONTRADICTED
+        return Claim(f"{EXPERIMENT}.update-cost", COST_TEXT, EXPERIMENT, seconds, verdict, rule)
+    best = max(value(summary, a, "changed_em_after") for a in lora_arms)
+    return Claim(f"{EXPERIMENT}.update-cost", COST_TEXT, EXPERIMENT,
+                 f"changed-fact EM after: rag+upsert {_fmt(summary, 'rag+upsert', 'changed_em_after')}%, best "
+                 f"LoRA update {100 * best:.1f}% (none gets within {100 * COMPARABLE:.0f} points); {seconds} "
+                 f"(the cheapest LoRA update)", SUPPORTED, rule)
 
 
 def plot(summary: pd.DataFrame, path, title: str):
@@ -181,7 +205,7 @@ def _fmt(summary: pd.DataFrame, arm: str, metric: str, scale: float = 100.0, dig
     return f"{scale * m:.{digits}f} [{scale * lo:.{digits}f}, {scale * hi:.{digits}f}]"
 
 
-def markdown(summary: pd.DataFrame, updates: dict[str, str], checks: list[dict], setup: list[str],
+def markdown(summary: pd.DataFrame, updates: dict[str, str], checks: list[Claim], setup: list[str],
              claim: str, notes: list[str]) -> str:
     arms = list(dict.fromkeys(summary["arm"]))
     cols = [("changed EM before", "changed_em_before"), ("changed EM after", "changed_em_after"),
@@ -204,9 +228,25 @@ def markdown(summary: pd.DataFrame, updates: dict[str, str], checks: list[dict],
         lines.append(f"| {arm} | " + " | ".join(_fmt(summary, arm, f"changed_em_{p}_{s}")
                                                 for s in ("train", "test") for p in PHASES) + " |")
     lines += ["", "![changed-fact EM vs update time](freshness.png)", "", "## Verdicts (computed from the table)", "",
-              "| check | rule | numbers | verdict |", "|---|---|---|---|"]
-    lines += [f"| {c['check']} | {c['rule']} | {c['numbers']} | **{c['verdict']}** |" for c in checks]
-    overall = all(c["verdict"].startswith("supported") for c in checks) and bool(checks)
-    lines += ["", f"Overall: the claim is **{'supported' if overall else 'not supported as stated'}** "
-              "(supported only if every check above is).", "", "## Notes", "", *[f"- {n}" for n in notes], ""]
+              markdown_rows(checks), "",
+              f"Overall: **{all_of(c.verdict for c in checks)}** (supported only if every check above is).",
+              "", "## Notes", "", *[f"- {n}" for n in notes], ""]
     return "\n".join(lines)
+
+
+def claims(results_dir: Path) -> list[Claim]:
+    results_dir = Path(results_dir)
+    if not results_present(results_dir, "summary.csv", "cells.csv"):
+        return [not_run(f"{EXPERIMENT}{s}", t, EXPERIMENT)
+                for s, t in (("", RAG_TEXT), (".retrain", RETRAIN_TEXT), (".update-cost", COST_TEXT))]
+    return verdicts(pd.read_csv(results_dir / "summary.csv"),
+                    updated_in_place(pd.read_csv(results_dir / "cells.csv")))
+
+
+def redraw(results_dir: Path) -> list[Path]:
+    results_dir = Path(results_dir)
+    if not results_present(results_dir, "summary.csv"):
+        return []
+    name = read_manifest(results_dir).get("experiment", EXPERIMENT)
+    return [plot(pd.read_csv(results_dir / "summary.csv"), results_dir / "freshness.png",
+                 f"{name}: changed-fact EM after the update vs its cost")]

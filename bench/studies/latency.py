@@ -7,6 +7,7 @@ original timings). Batch size 1 is what one user waits; batch size N is amortise
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +16,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from bench.report.claims import (NOT_RUN, Claim, all_of, arm_names, interval_verdict, markdown_rows,
+                                 not_run, range_verdict, results_present)
 from bench.report.manifest import write_manifest
 from bench.report.plots import _save
 from bench.report.summary import mean_ci, paired_difference
-from bench.runner import run_experiment
 from bench.studies.common import load_study, with_changes, write_csv, write_text
 
 STAGES = ["t_embed", "t_search", "t_prompt", "t_generate"]
@@ -29,6 +31,9 @@ QUOTED_MS = (100.0, 300.0)
 class Settings:
     batch_sizes: tuple[int, ...] = (1, 64)
     max_items: int = 200
+    # also serve each adapted arm with its adapter merged into the weights, as deployed
+    # (label `<arm>_merged`): peft's unmerged layers add per-layer work at answer time
+    serve_merged: bool = True
 
     def validate(self, where: str) -> None:
         from bench.config import ConfigError
@@ -53,7 +58,7 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot(table: pd.DataFrame, summary: pd.DataFrame, out: Path) -> None:
+def plot(table: pd.DataFrame, summary: pd.DataFrame, out: Path) -> Path:
     labels = list(dict.fromkeys(table["label"]))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5))
     bottom = np.zeros(len(labels))
@@ -73,7 +78,7 @@ def plot(table: pd.DataFrame, summary: pd.DataFrame, out: Path) -> None:
     ax2.set_yscale("log")
     ax2.set_ylabel("ms per query")
     ax2.set_title(f"distribution at batch size {single['batch_size'].min()}")
-    _save(fig, out / "latency.png")
+    return _save(fig, out / "latency.png")
 
 
 def _get(summary: pd.DataFrame, arm: str, metric: str) -> float:
@@ -81,64 +86,119 @@ def _get(summary: pd.DataFrame, arm: str, metric: str) -> float:
     return float(hit.iloc[0]) if len(hit) else float("nan")
 
 
-def verdicts(table: pd.DataFrame, cfg) -> list[str]:
-    kinds = {a.arm: a.name for a in cfg.arms}
-    bs = int(table["batch_size"].min())
-    one = table[table["batch_size"] == bs]
-    lines = [f"Rule: an arm is slower than another when the 95% CI of the seed-paired difference "
-             f"of mean total latency (batch size {bs}) lies above zero; faster when below; "
-             f"inconclusive otherwise.", ""]
-    base = kinds.get("closed_book")
-    for kind in ("rag", "hybrid", "lora"):
-        if kind not in kinds or base is None:
-            continue
-        diff = paired_difference(one, kinds[kind], base, "t_total")
-        m, lo, hi, _ = (x * 1000 if isinstance(x, float) else x for x in diff)
-        word = "slower" if lo > 0 else "faster" if hi < 0 else "not different"
-        lines.append(f"- {kinds[kind]} vs {base}: {m:+.1f} ms [{lo:+.1f}, {hi:+.1f}] per query "
-                     f"-> **{word}**")
-    if "rag" in kinds and base:
-        r = one[one["arm"] == kinds["rag"]]
-        c = one[one["arm"] == base]
-        added = (r["t_total"].mean() - c["t_total"].mean()) * 1000
-        retrieval = (r["t_embed"].mean() + r["t_search"].mean()) * 1000
-        inside = QUOTED_MS[0] <= added <= QUOTED_MS[1]
-        lines += ["", f"The quoted 'retrieval adds 100-300 ms': measured **{added:.1f} ms** added per "
-                  f"query at batch size {bs}, of which query embedding + vector search "
-                  f"{retrieval:.1f} ms (search alone {r['t_search'].mean() * 1000:.2f} ms) and the "
-                  f"rest the longer prompt ({r['prompt_tokens'].mean():.0f} vs "
-                  f"{c['prompt_tokens'].mean():.0f} tokens) -> "
-                  f"**{'inside' if inside else 'outside'}** the quoted range on this machine "
-                  f"(embedded chroma, no network, no re-ranker)."]
+LATENCY_TEXT = "retrieval adds latency; a fine-tuned model answers without a retrieval step"
+QUOTED_TEXT = "retrieval adds typically 100-300 ms per query"
+ITEM_COLUMNS = ["label", "arm", "batch_size", "seed", "item_id", *STAGES, "t_total", "prompt_tokens",
+                "completion_tokens"]
+
+
+def _ms(diff) -> tuple:
+    m, lo, hi, n = diff
+    return m * 1000, lo * 1000, hi * 1000, n
+
+
+def differences(one: pd.DataFrame, base: str) -> list[str]:
+    """Every arm against the base model at one batch size, seed-paired (described, not judged)."""
+    lines = []
+    for arm in dict.fromkeys(one["arm"]):
+        if arm != base:
+            m, lo, hi, _ = _ms(paired_difference(one, arm, base, "t_total"))
+            word = "slower" if lo > 0 else "faster" if hi < 0 else "not different"
+            lines.append(f"- {arm} vs {base}: {m:+.1f} ms [{lo:+.1f}, {hi:+.1f}] per query -> **{word}**")
     return lines
 
 
+def verdicts(table: pd.DataFrame, kinds: dict[str, str]) -> list[Claim]:
+    """Both claims from the per-item timings at the smallest batch size; `kinds` maps arm kind
+    to arm name. An adapted arm counts as served with its adapter merged where that was measured."""
+    bs = int(table["batch_size"].min())
+    one = table[table["batch_size"] == bs]
+    arms = set(one["arm"])
+    base, rag, lora, hybrid = (next((a for a in (f"{kinds.get(k)}_merged", kinds.get(k)) if a in arms), None)
+                               for k in ("closed_book", "rag", "lora", "hybrid"))
+    pairs = [(a, b) for a, b in ((rag, base), (hybrid, lora)) if a and b]
+    diffs = {p: _ms(paired_difference(one, *p, "t_total")) for p in pairs + [(rag, lora)] if p[0] and p[1]}
+    text = {p: f"{p[0]} - {p[1]} {m:+.1f} ms [{lo:+.1f}, {hi:+.1f}]" for p, (m, lo, hi, _) in diffs.items()}
+    rule = (f"seed-paired difference of the mean total latency per query at batch size {bs}: supported "
+            f"when its 95% CI lies above zero for each retrieval arm against the same model without "
+            f"retrieval (rag - closed_book, hybrid - lora; merged adapters where measured), "
+            f"contradicted when one lies below zero, inconclusive otherwise")
+    n = f" (n={next(iter(diffs.values()))[3]} seeds)" if diffs else ""
+    out = [Claim("latency", LATENCY_TEXT, "latency", "; ".join(text.values()) + n or "needs a rag and a "
+                 "closed_book arm", all_of(interval_verdict(diffs[p][1], diffs[p][2]) for p in pairs), rule)]
+    rule = (f"the 95% CI of the seed-paired rag - closed_book latency per query (batch size {bs}; embedded "
+            f"chroma, no network, no re-ranker) inside [{QUOTED_MS[0]:.0f}, {QUOTED_MS[1]:.0f}] ms -> "
+            f"supported, entirely outside -> contradicted, else inconclusive")
+    if (rag, base) not in diffs:
+        return out + [Claim("latency.quoted", QUOTED_TEXT, "latency", "needs a rag and a closed_book arm",
+                            NOT_RUN, rule)]
+    r, c = one[one["arm"] == rag], one[one["arm"] == base]
+    measured = (f"{text[(rag, base)]} per query{n}, of which query embedding + vector search "
+                f"{(r['t_embed'].mean() + r['t_search'].mean()) * 1000:.1f} ms (search alone "
+                f"{r['t_search'].mean() * 1000:.2f} ms), the rest the longer prompt "
+                f"({r['prompt_tokens'].mean():.0f} vs {c['prompt_tokens'].mean():.0f} tokens)")
+    _, lo, hi, _ = diffs[(rag, base)]
+    return out + [Claim("latency.quoted", QUOTED_TEXT, "latency", measured,
+                        range_verdict(lo, hi, *QUOTED_MS), rule)]
+
+
+def claims(results_dir: Path) -> list[Claim]:
+    results_dir = Path(results_dir)
+    if not results_present(results_dir, "items.csv", "manifest.json"):
+        return [not_run("latency", LATENCY_TEXT, "latency"), not_run("latency.quoted", QUOTED_TEXT, "latency")]
+    return verdicts(pd.read_csv(results_dir / "items.csv"), arm_names(results_dir))
+
+
+def redraw(results_dir: Path) -> list[Path]:
+    results_dir = Path(results_dir)
+    if not results_present(results_dir, "items.csv", "summary.csv"):
+        return []
+    return [plot(pd.read_csv(results_dir / "items.csv"), pd.read_csv(results_dir / "summary.csv"), results_dir)]
+
+
 def run(config: Path, out: Path, quick: bool = False, progress: bool = True) -> Path:
+    from bench.arms.registry import get_arm_class   # the model stack, only when measuring
+    from bench.runner import run_experiment
+
     cfg, s = load_study(config, Settings, quick)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start, parts = time.perf_counter(), []
+    adapted = [a for a in cfg.arms if get_arm_class(a.arm).adapted]
     for bs in s.batch_sizes:
-        t = run_experiment(with_changes(cfg, batch_size=bs, max_items=s.max_items),
-                           out / f"bs{bs}", progress=progress)
-        t["batch_size"] = bs
-        t["label"] = t["arm"] + f"@bs{bs}"
-        parts.append(t)
+        sized = with_changes(cfg, batch_size=bs, max_items=s.max_items)
+        passes = [(sized, out / f"bs{bs}", "")]
+        if s.serve_merged and adapted:
+            merged = dataclasses.replace(with_changes(sized, merge_adapter=True), arms=tuple(adapted))
+            passes.append((merged, out / f"bs{bs}-merged", "_merged"))
+        for pass_cfg, folder, suffix in passes:
+            t = run_experiment(pass_cfg, folder, progress=progress)
+            t["arm"] = t["arm"] + suffix
+            t["batch_size"] = bs
+            t["label"] = t["arm"] + f"@bs{bs}"
+            parts.append(t)
     table = pd.concat(parts, ignore_index=True)
     table = table[table["split"] == cfg.data.eval_splits[0]]
     summary = summarize(table)
     write_csv(summary, out / "summary.csv")
     wide = summary.pivot(index="arm", columns="metric", values="mean").reset_index()
     write_csv(wide, out / "latency_wide.csv")
-    plot(table, summary, out)
+    write_csv(table[[c for c in ITEM_COLUMNS if c in table]], out / "items.csv")
+    write_manifest(out / "manifest.json", cfg.name, {"experiment": cfg.to_json(), "study": s.__dict__},
+                   cfg.source, {"total": round(time.perf_counter() - start, 1)})
+    redraw(out)
+    base = next((a.name for a in cfg.arms if a.arm == "closed_book"), None)
+    one = table[table["batch_size"] == table["batch_size"].min()]
     md = [f"# latency: {cfg.claim.strip() or 'retrieval adds latency'}", "",
           cfg.description.strip(), "",
           f"Model `{cfg.model.name}`, seeds {list(cfg.seeds)}, {s.max_items} test questions per "
           f"seed, batch sizes {list(s.batch_sizes)}; per-query time at batch size N is the batch "
           f"wall time / N. Means over seeds with 95% CIs; percentiles per seed, then averaged.", "",
-          "![latency](latency.png)", "", _table(summary), "", "## Verdicts", "", *verdicts(table, cfg)]
-    write_manifest(out / "manifest.json", cfg.name, {"experiment": cfg.to_json(), "study": s.__dict__},
-                   cfg.source, {"total": round(time.perf_counter() - start, 1)})
+          "![latency](latency.png)", "", _table(summary), "", "## Verdicts (computed from items.csv)", "",
+          markdown_rows(claims(out)), ""]
+    if base:
+        md += [f"Seed-paired differences of mean total latency against {base} at batch size "
+               f"{one['batch_size'].min()} (95% CI):", "", *differences(one, base)]
     return write_text("\n".join(md) + "\n", out / "report.md")
 
 

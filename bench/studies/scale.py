@@ -33,7 +33,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import yaml
@@ -43,16 +42,15 @@ from bench.data.schema import Passage
 from bench.data.world import WorldSpec, generate_world
 from bench.models.resolve import MINILM
 from bench.report.manifest import write_manifest
-from bench.report.plots import _save
-from bench.report.summary import mean_ci
 from bench.retrieval import Embedder, VectorStore, chunk_passages, recall_at_k
 from bench.retrieval.store import HNSW, _client, _meta
 from bench.retrieval.store import content_hash as chunks_hash
-from bench.runner import CACHE_DIR
 from bench.studies.common import write_csv, write_text
+from bench.studies.scale_report import (claims, plot, redraw, report, summarize,  # noqa: F401
+                                        verdicts)
 
+CACHE_DIR = Path(".cache")     # bench.runner.CACHE_DIR, without importing the model stack
 DISTRACTOR_SEED0 = 1_000_000   # distractor world seeds start here, far from any base seed
-QUOTED_MS = (100.0, 300.0)     # "retrieval adds typically 100-300 ms"
 ENCODE_SLICE = 512             # passages per embedding call (one progress step)
 
 
@@ -297,159 +295,6 @@ def measure_cell(s: Settings, seed: int, size: int, passages, emb, secs, items, 
     return row
 
 
-# --- tables, plot, verdicts -----------------------------------------------------------------
-
-METRICS = ["n_chunks", "embed_s", "index_s", "disk_mb", "cold_query_ms", "embed_ms_p50",
-           "embed_ms_p95", "search_ms_p50", "search_ms_p95", "total_ms_p50", "total_ms_p95",
-           "embed_ms_batched", "search_ms_batched", "recall_at_k", "recall_at_1", "rag_em"]
-
-
-def summarize(table: pd.DataFrame) -> pd.DataFrame:
-    """Long form, one arm per size (`rag@<size>`); the unit of the CI is the seed."""
-    rows = []
-    for size, group in table.groupby("size", sort=True):
-        for metric in METRICS:
-            m, lo, hi, n = mean_ci(group[metric].astype(float).tolist())
-            rows.append({"arm": f"rag@{size}", "metric": metric, "mean": m, "ci_low": lo,
-                         "ci_high": hi, "n": n})
-    return pd.DataFrame(rows, columns=["arm", "metric", "mean", "ci_low", "ci_high", "n"])
-
-
-def by_size(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
-    s = summary[summary["metric"] == metric].copy()
-    s["size"] = s["arm"].str.split("@").str[1].astype(int)
-    return s.set_index("size").sort_index()
-
-
-def plot(summary: pd.DataFrame, path: Path, k: int) -> Path:
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for metric, label, style in (("search_ms_p50", "HNSW search p50", "o-"),
-                                 ("search_ms_p95", "HNSW search p95", "o--"),
-                                 ("total_ms_p50", "embed + search p50", "s-"),
-                                 ("total_ms_p95", "embed + search p95", "s--")):
-        s = by_size(summary, metric)
-        ax1.errorbar(s.index, s["mean"], yerr=[s["mean"] - s["ci_low"], s["ci_high"] - s["mean"]],
-                     fmt=style, capsize=3, label=label)
-    ax1.axhspan(*QUOTED_MS, color="grey", alpha=0.15, label="quoted 100-300 ms")
-    ax1.set(xscale="log", yscale="log", xlabel="knowledge base size (chunks)",
-            ylabel="ms per query, batch size 1", title="retrieval latency vs corpus size")
-    ax1.legend(fontsize=8)
-    for metric, label in (("recall_at_k", f"recall@{k} (gold passage)"),
-                          ("rag_em", "RAG exact match")):
-        s = by_size(summary, metric)
-        if s["mean"].notna().any():
-            ax2.errorbar(s.index, s["mean"], yerr=[s["mean"] - s["ci_low"], s["ci_high"] - s["mean"]],
-                         fmt="o-", capsize=3, label=label)
-    ax2.set(xscale="log", ylim=(0, 1.05), xlabel="knowledge base size (chunks)",
-            ylabel="mean over seeds (95% CI)", title="retrieval and answer quality vs corpus size")
-    ax2.legend(fontsize=8)
-    return _save(fig, path)
-
-
-def verdicts(summary: pd.DataFrame, s: Settings) -> list[str]:
-    """Each verdict names its rule and the numbers it was computed from."""
-    mean = lambda metric, size: float(by_size(summary, metric).loc[size, "mean"])  # noqa: E731
-    small, large = s.sizes[0], s.sizes[-1]
-    rec0, rec1 = mean("recall_at_k", small), mean("recall_at_k", large)
-    em0, em1 = mean("rag_em", small), mean("rag_em", large)
-    p95 = mean("search_ms_p95", large)
-    checks = [(rec0 - rec1 <= s.max_recall_drop,
-               f"recall@{s.k} {rec0:.3f} -> {rec1:.3f} (drop {100 * (rec0 - rec1):.1f} points, "
-               f"allowed {100 * s.max_recall_drop:.0f})"),
-              (p95 <= s.max_search_p95_ms,
-               f"search p95 at {large:,} chunks {p95:.1f} ms (allowed {s.max_search_p95_ms:.0f} ms)")]
-    if not math.isnan(em0):
-        checks.append((em0 - em1 <= s.max_recall_drop,
-                       f"RAG EM {em0:.3f} -> {em1:.3f} (drop {100 * (em0 - em1):.1f} points, "
-                       f"allowed {100 * s.max_recall_drop:.0f})"))
-    ok = all(c for c, _ in checks)
-    out = [f"**Scaling ({small:,} -> {large:,} chunks): {'supported' if ok else 'not supported'}.** "
-           f"Rule: supported if every check holds. " + "; ".join(
-               f"{'ok' if c else 'FAILS'}: {text}" for c, text in checks) + "."]
-    total, search, embed = mean("total_ms_p50", large), mean("search_ms_p50", large), \
-        mean("embed_ms_p50", large)
-    where = "below" if total < QUOTED_MS[0] else "above" if total > QUOTED_MS[1] else "within"
-    out.append(
-        f"**Retrieval cost vs the quoted 100-300 ms: measured {total:.1f} ms p50 at {large:,} "
-        f"chunks, {where} the quoted range.** Rule: compare the median of query embedding + HNSW "
-        f"search (batch size 1, in-process, no network, no re-ranker) with [100, 300] ms. Of it, "
-        f"the HNSW search is {search:.1f} ms ({100 * search / total:.0f}%) and the query "
-        f"embedding {embed:.1f} ms, so the lookup itself takes milliseconds as quoted; what the "
-        f"quote adds on top (network, re-ranking) is not part of this measurement.")
-    return out
-
-
-def fmt_table(summary: pd.DataFrame, s: Settings) -> str:
-    cols = [("n_chunks", "chunks", "{:,.0f}"), ("embed_s", "embed s", "{:.1f}"),
-            ("index_s", "index s", "{:.1f}"), ("disk_mb", "disk MB", "{:.1f}"),
-            ("embed_ms_p50", "q-embed p50 ms", "{:.1f}"), ("search_ms_p50", "search p50 ms", "{:.2f}"),
-            ("search_ms_p95", "search p95 ms", "{:.2f}"), ("total_ms_p95", "total p95 ms", "{:.1f}"),
-            ("search_ms_batched", "search ms (batched)", "{:.2f}"),
-            ("recall_at_k", f"recall@{s.k}", "{:.3f}"), ("rag_em", f"RAG EM (k={s.k_rag})", "{:.3f}")]
-    lines = ["| " + " | ".join(c[1] for c in cols) + " |", "|" + " --- |" * len(cols)]
-    for size in s.sizes:
-        cells = []
-        for metric, _, f in cols:
-            r = by_size(summary, metric).loc[size]
-            cell = "n/a" if math.isnan(r["mean"]) else f.format(r["mean"])
-            if metric in ("recall_at_k", "rag_em", "search_ms_p95") and r["n"] > 1 \
-                    and not math.isnan(r["mean"]):
-                cell += f" [{f.format(r['ci_low'])}, {f.format(r['ci_high'])}]"
-            cells.append(cell)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def report(summary: pd.DataFrame, s: Settings, quick: bool, seconds: float, cached: tuple,
-           n_items: list[int]) -> str:
-    return f"""# Scale: RAG over a growing knowledge base
-
-**Claim tested:** {s.claim.strip() or 'RAG scales to very large knowledge bases.'}
-
-## Setup
-
-- Knowledge base sizes: {', '.join(f'{n:,}' for n in s.sizes)} chunks (one sentence per chunk)
-  {'(the `--quick` setting)' if quick else '(the default setting)'}. Each is the base test world
-  ({s.base_entities} entities) plus distractor passages from other generated worlds
-  ({s.distractor_entities} entities each, same name partition, passages about any asked entity
-  dropped), appended in a fixed order: every larger corpus is a superset of every smaller one.
-- Seeds {list(s.seeds)}: each seed is a fresh base world with its own sample of
-  {min(n_items)}-{max(n_items)} answerable test questions; every (size, seed) cell builds its
-  own index and asks the same questions at every size. CIs are 95% t-intervals over seeds.
-- Retriever: `{s.embedder}` on CPU, chroma HNSW `{json.dumps(HNSW)}`, top-{s.k}.
-- Timings (all measured on this machine, hardware in manifest.json): `embed s` = embedding the
-  corpus passages, measured when each world's embeddings were computed and cached by content
-  hash ({cached[0]} of {cached[1]} world embeddings came from the cache this run); `index s` = chroma add (HNSW build +
-  sqlite) from those embeddings; `disk MB` = the collection's folder; per-query latencies at
-  batch size 1 with {s.query_threads} torch thread(s), after one untimed warm-up pass over the
-  questions (p50/p95 over the questions; the first query on a fresh index is reported apart in scale.csv as `cold_query_ms`), and
-  `batched` = one batch of all questions, per query. The machine's load average before and
-  after the run is in manifest.json: other processes share its cores and inflate latencies.
-- RAG answer quality: the first {s.rag_items} questions answered by `{s.rag_model}` from the top
-  {s.k_rag} chunk(s), exact match.
-- Run time: {seconds:.0f} s.
-
-## Results
-
-{fmt_table(summary, s)}
-
-![latency and recall vs corpus size](scale.png)
-
-## Verdicts (computed from the table)
-
-""" + "\n\n".join(f"- {v}" for v in verdicts(summary, s)) + f"""
-
-## Limits
-
-- The largest size here is {s.sizes[-1]:,} chunks; "very large" knowledge bases in production
-  reach millions to billions of chunks, where HNSW memory and build time, not recall, dominate.
-- Distractors are fictional biographies of other people: they share templates with the asked
-  passages (hard for name matching) but never state a fact about an asked entity.
-- Single process, no network and no re-ranker: the measured retrieval cost is a lower bound on
-  what a deployed RAG service adds.
-"""
-
-
 # --- the study ------------------------------------------------------------------------------
 
 def run(config: Path, out: Path, quick: bool = False, progress: bool = True,
@@ -494,7 +339,7 @@ def run(config: Path, out: Path, quick: bool = False, progress: bool = True,
     timings["total"] = seconds
     path = write_text(report(summary, s, quick, seconds, (cached, loads), n_items), out / "report.md")
     write_manifest(out / "manifest.json", s.name, dataclasses.asdict(s), str(config), timings,
-                   {"quick": quick, "verdicts": verdicts(summary, s),
+                   {"quick": quick, "verdicts": [dataclasses.asdict(c) for c in verdicts(summary, s)],
                     # other processes on the machine inflate latencies; this says how busy it was
                     "load_average_1_5_15": {"start": load_before, "end": os.getloadavg()}})
     return path

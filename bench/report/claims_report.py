@@ -1,0 +1,193 @@
+"""The claims report (`make report`): every claim of the articles beside what the saved results
+measured, with a verdict computed by each experiment's own `claims()` and its plots redrawn by
+its own `redraw()`. Only saved tables are read: no model loads, and nothing of the model stack
+(torch, transformers) is imported for an experiment whose results folder is missing.
+
+An experiment's claims and plots come from a light module, so this stays fast: `bench.report.
+accuracy` for accuracy, `bench.studies.<name>_report` where a study keeps them apart from its
+model code, else `bench.studies.<name>` itself. A claim belongs to the topic named by the first
+part of its id (`hybrid.raft` -> hybrid), else to its experiment's first topic.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import importlib
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.report.claims import VERDICTS, Claim, not_run
+
+# the claims of DESIGN.md, in its order: (topic, claim as the articles state it, experiment)
+TOPICS = (
+    ("accuracy", "RAG beats fine-tuning on ROUGE (~16%) and BLEU (~15%) on average (Lakatos et al. 2024)",
+     "accuracy"),
+    ("hybrid", "combining fine-tuning with RAG can lower scores (Lakatos) / help (Balaguer, RAFT)", "accuracy"),
+    ("latency", "retrieval adds latency; fine-tuned models have no retrieval step", "latency"),
+    ("freshness", "RAG updates by re-indexing; fine-tuning needs retraining", "freshness"),
+    ("coldstart", "cold start: days to train vs fast to index", "coldstart"),
+    ("consistency", "fine-tuning gives consistent output", "consistency"),
+    ("format", "fine-tuning gives format-adherent output", "format"),
+    ("hallucination", "RAG grounds facts, fine-tuning hallucinates outside its training data", "hallucination"),
+    ("data-scaling", "100-500 examples already show measurable gains", "data-scaling"),
+    ("forgetting", "narrow fine-tuning causes catastrophic forgetting", "forgetting"),
+    ("popularity", "RAG helps rare (less popular) facts most (Soudani et al. 2024)", "popularity"),
+    ("lora-params", "LoRA trains a small fraction of the parameters (512 x 64: 32,768 -> 4,608 at r=8)",
+     "lora-params"),
+    ("cost", "RAG costs more per query; fine-tuning costs more up front", "cost"),
+    ("scale", "RAG scales to large knowledge bases", "scale"),
+)
+MODULES = {"accuracy": "bench.report.accuracy"}
+INTRO = ("Each row is one claim of the articles, the experiment that tests it, the numbers it measured "
+         "(means over seeds with 95% CIs) and a verdict computed by code from the saved tables by the "
+         "rule shown in the experiment's section: supported, contradicted, inconclusive at this model "
+         "scale, or not run (no saved results). Every plot below was redrawn from the saved tables; "
+         "no model ran to write this report.")
+COLOURS = {"supported": "#1a7f37", "contradicted": "#cf222e", "inconclusive at this model scale": "#9a6700",
+           "not run": "#6e7781"}
+CSS = """body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#1f2328}
+table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #d0d7de;padding:4px 8px;
+vertical-align:top;text-align:left}th{background:#f6f8fa}.v{font-weight:600;white-space:nowrap}
+img{max-width:100%;border:1px solid #d0d7de;margin:.5em 0}code{background:#f6f8fa;padding:0 3px}"""
+
+
+@dataclass
+class Section:
+    experiment: str
+    claims: list[Claim] = field(default_factory=list)
+    plots: list[Path] = field(default_factory=list)
+
+
+def experiments() -> list[str]:
+    return list(dict.fromkeys(experiment for _, _, experiment in TOPICS))
+
+
+def claims_module(experiment: str):
+    """The module with the experiment's claims() and redraw(), or None when there is none."""
+    if experiment in MODULES:
+        return importlib.import_module(MODULES[experiment])
+    base = f"bench.studies.{experiment.replace('-', '_')}"
+    for name in (f"{base}_report", base):
+        if importlib.util.find_spec(name) is not None:
+            return importlib.import_module(name)
+    return None
+
+
+def gather(results: Path) -> list[Section]:
+    """Claims and redrawn plots of every experiment whose results folder exists."""
+    sections = []
+    for experiment in experiments():
+        folder = results / experiment
+        module = claims_module(experiment) if folder.is_dir() else None
+        section = Section(experiment)
+        if module is not None and hasattr(module, "claims"):
+            try:
+                section.claims = list(module.claims(folder))
+                section.plots = list(module.redraw(folder)) if hasattr(module, "redraw") else []
+            except Exception as e:
+                raise RuntimeError(f"{experiment}: reading {folder} failed: {e}") from e
+        sections.append(section)
+    return sections
+
+
+def topic_of(claim: Claim, experiment: str) -> str:
+    prefix = claim.id.split(".")[0].replace("_", "-")
+    topics = [t for t, _, _ in TOPICS]
+    if prefix in topics:
+        return prefix
+    return next(t for t, _, e in TOPICS if e in (claim.experiment, experiment))
+
+
+def ordered(sections: list[Section]) -> list[tuple[str, Claim]]:
+    """(topic, claim) for every topic of DESIGN.md in its order; a topic no experiment
+    measured shows as not run."""
+    by_topic: dict[str, list[Claim]] = {t: [] for t, _, _ in TOPICS}
+    for section in sections:
+        for claim in section.claims:
+            by_topic[topic_of(claim, section.experiment)].append(claim)
+    return [(topic, claim) for topic, text, experiment in TOPICS
+            for claim in by_topic[topic] or [not_run(topic, text, experiment)]]
+
+
+def tally(rows: list[tuple[str, Claim]]) -> str:
+    counts = {v: sum(c.verdict == v for _, c in rows) for v in VERDICTS}
+    return f"{len(rows)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def markdown(rows, sections: list[Section], results: Path, out: Path) -> str:
+    def rel(path: Path) -> str:   # links and images are relative to the report's folder
+        return Path(os.path.relpath(path, out)).as_posix()
+
+    def link(experiment: str) -> str:
+        report = results / experiment / "report.md"
+        return f"[{experiment}]({rel(report)})" if report.exists() else experiment
+
+    lines = ["# Claims report: what the articles say, what this bench measured", "",
+             INTRO, "", f"**{tally(rows)}.**", "",
+             "| topic | claim | experiment | measured (95% CI) | verdict |", "|---|---|---|---|---|"]
+    lines += [f"| {topic} | {_cell(c.text)} | {link(c.experiment)} | {_cell(c.measured)} | "
+              f"**{c.verdict}** |" for topic, c in rows]
+    for section in sections:
+        lines += ["", f"## {section.experiment}", ""]
+        if not section.claims:
+            lines.append(f"Not run: no saved results in `{section.experiment}/` (`make {section.experiment}`).")
+            continue
+        lines += [f"Details: {link(section.experiment)}.", "",
+                  "| claim | measured | verdict | rule |", "|---|---|---|---|"]
+        lines += [f"| {_cell(c.text)} | {_cell(c.measured)} | **{c.verdict}** | {_cell(c.rule)} |"
+                  for c in section.claims]
+        lines += [f"\n![{p.stem}]({rel(p)})" for p in section.plots]
+    return "\n".join(lines) + "\n"
+
+
+def _verdict_html(verdict: str) -> str:
+    return f'<td class="v" style="color:{COLOURS[verdict]}">{html.escape(verdict)}</td>'
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def to_html(rows, sections: list[Section]) -> str:
+    e = html.escape
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Claims report</title>",
+             f"<style>{CSS}</style></head><body>",
+             "<h1>Claims report: what the articles say, what this bench measured</h1>",
+             f"<p>{e(INTRO)}</p><p><b>{e(tally(rows))}.</b></p>",
+             "<table><tr><th>topic</th><th>claim</th><th>experiment</th><th>measured (95% CI)</th>"
+             "<th>verdict</th></tr>"]
+    parts += [f"<tr><td>{e(t)}</td><td>{e(c.text)}</td><td><a href='#{e(c.experiment)}'>{e(c.experiment)}</a></td>"
+              f"<td>{e(c.measured)}</td>{_verdict_html(c.verdict)}</tr>" for t, c in rows]
+    parts.append("</table>")
+    for section in sections:
+        parts.append(f"<h2 id='{e(section.experiment)}'>{e(section.experiment)}</h2>")
+        if not section.claims:
+            parts.append(f"<p>Not run: no saved results (run <code>make {e(section.experiment)}</code>).</p>")
+            continue
+        parts.append("<table><tr><th>claim</th><th>measured</th><th>verdict</th><th>rule</th></tr>")
+        parts += [f"<tr><td>{e(c.text)}</td><td>{e(c.measured)}</td>{_verdict_html(c.verdict)}"
+                  f"<td>{e(c.rule)}</td></tr>" for c in section.claims]
+        parts.append("</table>")
+        parts += [_img(p) for p in section.plots if p.exists()]
+    return "\n".join(parts) + "\n</body></html>\n"
+
+
+def build_report(results: Path, out: Path) -> tuple[Path, Path, str]:
+    from bench.studies.common import write_text
+
+    results, out = Path(results), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sections = gather(results)
+    rows = ordered(sections)
+    md = write_text(markdown(rows, sections, results, out), out / "report.md")
+    page = write_text(to_html(rows, sections), out / "report.html")
+    return md, page, tally(rows)
+

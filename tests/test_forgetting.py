@@ -1,0 +1,150 @@
+"""forgetting: the sweep arms share the accuracy adapter, the verdict follows its rule on
+hand-made tables, and claims/plots come from saved tables alone."""
+
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from bench.config import ConfigError, load_experiment
+from bench.report.claims import CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED
+from bench.studies import forgetting as fg
+
+CONFIG = "experiments/forgetting.yaml"
+
+
+def test_shipped_config_loads_in_both_settings():
+    cfg, s = fg.load(CONFIG)
+    _, quick = fg.load(CONFIG, quick=True)
+    assert cfg.name == "forgetting" and s != quick
+    assert fg.variants(s)[0] == (s.steps[0], s.base_rank)
+    # the 300-step rank-16 adapter appears once although it is in both sweeps
+    assert len(fg.variants(s)) == len(s.steps) + len(s.ranks) - 1
+
+
+def test_the_accuracy_point_is_the_accuracy_experiments_adapter():
+    """Same settings -> same adapter cache key: the sweep must not change the template arm."""
+    cfg, s = fg.load(CONFIG)
+    acc = load_experiment("experiments/accuracy.yaml")
+    for kind in ("lora", "hybrid"):
+        ours = fg.variant_arm(fg.template_arm(cfg, kind, "x"), s.base_steps, s.base_rank)
+        theirs = fg.template_arm(acc, kind, "x")
+        assert ours.settings == theirs.settings
+    assert cfg.data.world == acc.data.world
+    small = fg.variant_arm(fg.template_arm(cfg, "lora", "x"), 100, 2).settings.lora
+    assert (small.steps, small.rank, small.alpha) == (100, 2, 4)     # alpha / rank kept at 2
+
+
+def test_bad_study_settings_fail_with_their_key(tmp_path):
+    text = open(CONFIG).read()
+    bad = tmp_path / "f.yaml"
+    bad.write_text(text.replace("base_steps: 300", "base_steps: 250"))
+    with pytest.raises(ConfigError, match=r"study.base_steps: 250 must be one of steps"):
+        fg.load(bad)
+    bad.write_text(text.replace("background_items: 200", "background_itmes: 200"))
+    with pytest.raises(ConfigError, match=r"study.background_itmes: unknown key"):
+        fg.load(bad)
+    bad.write_text(text.replace("name: pocket", "name: gpt2"))
+    with pytest.raises(ConfigError, match=r"model.name: .*needs `pocket`"):
+        fg.load(bad)
+
+
+def test_background_sample_is_fixed_and_answerable():
+    a, b = fg.background_items(20), fg.background_items(20)
+    assert [q.id for q in a] == [q.id for q in b]
+    assert sum(q.split == "train" for q in a) == 20 and sum(q.split == "test" for q in a) == 20
+    assert all(q.answers for q in a)
+
+
+def _per_seed(drops: dict[str, tuple[float, ...]], before: float = 1.0) -> pd.DataFrame:
+    """A hand-made per-seed table: variant -> (drop at seed 0, drop at seed 1[, seed 2])."""
+    rows = []
+    for seed in range(max(len(p) for p in drops.values())):
+        rows.append({"variant": fg.BASE, "steps": 0, "rank": 0, "seed": seed,
+                     "background_trained_em": before, "background_heldout_em": 0.4,
+                     "background_trained_drop": 0.0, "background_heldout_drop": 0.0,
+                     "world_trained_em": 0.02, "world_heldout_em": 0.02, "world_reading_em": 0.7,
+                     "epochs": 0.0, "train_seconds": 0.0, "trainable_parameters": 0})
+        for name, pair in drops.items():
+            if seed >= len(pair):
+                continue
+            steps, rank = (int(x) for x in name.removeprefix("lora_s").split("_r"))
+            rows.append({"variant": name, "steps": steps, "rank": rank, "seed": seed,
+                         "background_trained_em": before - pair[seed], "background_heldout_em": 0.3,
+                         "background_trained_drop": pair[seed], "background_heldout_drop": 0.1,
+                         "world_trained_em": 0.3, "world_heldout_em": 0.02, "world_reading_em": 0.6,
+                         "epochs": steps / 100, "train_seconds": 1.0, "trainable_parameters": 10 * rank,
+                         "adapter_cached": True})
+    return pd.DataFrame(rows)
+
+
+def _save(tmp_path, per_seed):
+    s = fg.Settings(steps=(100, 300, 600), ranks=(2, 16, 64))
+    summary, wide = fg.tables(per_seed, s)
+    per_seed.to_csv(tmp_path / "per_seed.csv", index=False)
+    summary.to_csv(tmp_path / "summary.csv", index=False)
+    wide.to_csv(tmp_path / "forgetting.csv", index=False)
+    return summary
+
+
+@pytest.mark.parametrize("pair, verdict", [((0.40, 0.44), SUPPORTED), ((-0.02, 0.03), INCONCLUSIVE),
+                                           ((-0.30, -0.32), CONTRADICTED)])
+def test_verdict_follows_the_ci_of_the_drop_at_the_accuracy_adapter(tmp_path, pair, verdict):
+    drops = {"lora_s100_r16": (0.1, 0.12), "lora_s300_r16": pair, "lora_s600_r16": (0.6, 0.62),
+             "lora_s300_r2": (0.2, 0.21), "lora_s300_r64": (0.5, 0.5)}
+    summary = _save(tmp_path, _per_seed(drops))
+    assert list(summary.columns) == ["arm", "metric", "mean", "ci_low", "ci_high", "n"]
+    assert set(summary["n"]) == {2}
+    main, steps, rank = fg.claims(tmp_path)
+    assert main.verdict == verdict
+    assert "lies above 0" in main.rule
+    # steps: 600-step drop minus 100-step drop = +0.50 at both seeds -> a zero-width CI above 0
+    assert steps.verdict == SUPPORTED
+    assert rank.verdict == SUPPORTED and "rank" in rank.measured
+
+
+def test_a_noisy_trend_is_inconclusive(tmp_path):
+    drops = {"lora_s100_r16": (0.1, 0.5), "lora_s300_r16": (0.3, 0.3), "lora_s600_r16": (0.5, 0.1),
+             "lora_s300_r2": (0.3, 0.3), "lora_s300_r64": (0.3, 0.3)}
+    _save(tmp_path, _per_seed(drops))
+    _, steps, rank = fg.claims(tmp_path)
+    assert steps.verdict == INCONCLUSIVE   # +0.4 and -0.4: the CI straddles 0
+
+
+def test_claims_and_redraw_from_saved_tables_alone(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert {c.verdict for c in fg.claims(empty)} == {NOT_RUN}
+    assert fg.redraw(empty) == []
+    drops = {"lora_s100_r16": (0.1, 0.12), "lora_s300_r16": (0.3, 0.35), "lora_s600_r16": (0.6, 0.62),
+             "lora_s300_r2": (0.2, 0.21), "lora_s300_r64": (0.5, 0.5)}
+    _save(tmp_path, _per_seed(drops))
+    paths = fg.redraw(tmp_path)
+    assert [p.name for p in paths] == ["forgetting.png"] and paths[0].stat().st_size > 0
+    assert "32.5 [" in fg.claims(tmp_path)[0].measured   # the 300/r16 drop, in points
+
+
+def test_run_config_lists_references_then_one_arm_per_variant():
+    cfg, s = fg.load(CONFIG)
+    rcfg = fg.run_config(cfg, dataclasses.replace(s, reading=False))
+    names = [a.name for a in rcfg.arms]
+    assert names[0] == "closed_book" and "rag" not in names
+    assert names[1:] == [f"lora_s{st}_r{r}" for st, r in fg.variants(s)]
+
+
+def test_the_third_seed_of_the_cached_accuracy_adapter_narrows_the_ci(tmp_path):
+    """Two seeds: t(1) = 12.7 makes even a 50-62 point drop inconclusive; the accuracy adapter's
+    third seed (cached by the accuracy experiment) is what lets the rule decide."""
+    others = {"lora_s100_r16": (0.1, 0.12), "lora_s600_r16": (0.6, 0.62)}
+    _save(tmp_path, _per_seed({**others, "lora_s300_r16": (0.62, 0.50)}))
+    assert fg.claims(tmp_path)[0].verdict == INCONCLUSIVE
+    _save(tmp_path, _per_seed({**others, "lora_s300_r16": (0.62, 0.50, 0.56)}))
+    main = fg.claims(tmp_path)[0]
+    assert main.verdict == SUPPORTED and "(n=3 seeds)" in main.measured
+
+
+def test_only_the_accuracy_adapter_runs_at_every_seed():
+    cfg, s = fg.load(CONFIG)
+    assert cfg.seeds == (0, 1, 2) and fg.sweep_seeds(cfg, s) == (0, 1)
+    assert fg.seeds_of(cfg, s, s.base_steps, s.base_rank) == (0, 1, 2)
+    assert fg.seeds_of(cfg, s, 600, s.base_rank) == (0, 1)

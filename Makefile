@@ -12,7 +12,8 @@ SCALE_FLAGS ?= --quick
 	hallucination consistency format data-scaling forgetting popularity lora-params report world clean-caches
 
 ## all: the main job: every experiment that exists, on the offline default
-all: probes accuracy freshness scale
+all: probes accuracy latency cost coldstart freshness scale \
+	hallucination consistency format data-scaling forgetting popularity lora-params report
 
 setup: $(STAMP)
 

@@ -140,6 +140,7 @@ def test_score_items_and_cells_on_hand_made_outputs():
     cells = fmt.cell_table(scored)
     assert cells[["valid_json", "schema_valid", "value_em", "em_plain", "n_items"]].values.tolist() == \
         [[0.5, 0.25, 0.25, 0.5, 4]]
+    assert cells["split"].tolist() == ["test"]
 
 
 def _saved(tmp_path, taught_better: bool = True):
@@ -150,7 +151,9 @@ def _saved(tmp_path, taught_better: bool = True):
     if not taught_better:
         outputs = {("rag_prompt", "rag", "prompt"): outputs[("lora_taught", "lora", "fine-tuning")],
                    ("lora_taught", "lora", "fine-tuning"): outputs[("rag_prompt", "rag", "prompt")]}
-    cells = fmt.cell_table(fmt.score_items(_items(outputs), SCHEMA, "answer"))
+    items = _items(outputs)
+    items = pd.concat([items.assign(split="test"), items.assign(split="train")])
+    cells = fmt.cell_table(fmt.score_items(items, SCHEMA, "answer"))
     cells.to_csv(tmp_path / fmt.CELLS_CSV, index=False)
     summary = fmt.summarize(cells)
     summary.to_csv(tmp_path / fmt.SUMMARY_CSV, index=False)
@@ -161,6 +164,9 @@ def test_claims_and_redraw_from_saved_tables_alone(tmp_path):
     summary = _saved(tmp_path)
     assert list(summary.columns) == ["arm", "metric", "mean", "ci_low", "ci_high", "n"]
     assert set(summary["n"]) == {3}
+    got = summary.set_index(["arm", "metric"])["mean"]
+    assert got[("rag_prompt", "test:schema_valid")] == pytest.approx(0.25 / 3)
+    assert got[("lora_taught", "train:value_em")] == pytest.approx((1 + 0.75 + 1) / 3)
     [claim] = fmt.claims(tmp_path)
     assert claim.verdict == SUPPORTED and "lora_taught" in claim.measured and "rag_prompt" in claim.rule
     paths = fmt.redraw(tmp_path)
@@ -198,7 +204,20 @@ def test_a_micro_run_writes_every_table_and_a_report(micro_pocket, tmp_path):
         assert (out / name).exists(), name
     cells = pd.read_csv(out / "cells.csv")
     assert set(cells["arm"]) == {"rag_prompt", "lora_taught"} and set(cells["n_items"]) == {4}
+    assert set(cells["split"]) == {"test"}
     assert cells[["valid_json", "schema_valid", "value_em"]].stack().between(0, 1).all()
     [claim] = fmt.claims(out)
     assert claim.verdict != NOT_RUN
     assert "## Verdict" in report.read_text()
+
+
+def test_adapter_timings_count_each_adapter_once():
+    stats = pd.DataFrame([
+        {"arm": "closed_book_prompt"},
+        {"arm": "lora_prompt", "adapter_key": "a", "adapter_cached": True, "train_seconds": 100.0},
+        {"arm": "hybrid_prompt", "adapter_key": "a", "adapter_cached": True, "train_seconds": 100.0},
+        {"arm": "lora_taught", "adapter_key": "b", "adapter_cached": False, "train_seconds": 120.0},
+        {"arm": "hybrid_taught", "adapter_key": "b", "adapter_cached": True, "train_seconds": 120.0}])
+    assert fmt.adapter_timings(stats) == {"adapter_training_seconds": 220.0, "adapters_used": 2,
+                                          "adapters_trained_now": 1}
+    assert fmt.adapter_timings(pd.DataFrame([{"arm": "rag"}])) == {}

@@ -265,8 +265,12 @@ def _reading_notes(seeds: pd.DataFrame, buckets: pd.DataFrame, order: list[str])
                      "that prior knowledge, the mechanism behind the claim, is absent from a synthetic world.")
     recall = row("rag", "recall_at_k")
     if recall:
-        notes.append(f"- Retrieval recall@k by bucket: {recall} %: a popular person's fact is stated in more "
-                     "documents (more gold passages), but more passages also compete for the top slot.")
+        r = buckets[(buckets["arm"] == _arm_of_kind(seeds, "rag")) & (buckets["metric"] == "recall_at_k")]
+        r = r.set_index("bucket")["mean"]
+        why = ("rises with popularity: a popular person's fact is stated in more documents, so there are more "
+               "gold passages to hit" if r.get(order[-1], 0) > r.get(order[0], 0) else
+               "does not rise with popularity: more passages about a popular person compete for the top slot")
+        notes.append(f"- Retrieval recall@k by bucket ({recall} %) {why}.")
     return notes
 
 

@@ -549,7 +549,7 @@ def run(config: Path, out: Path, quick: bool = False, progress: bool = True,
     seconds = time.perf_counter() - start
     timings = {"total": round(seconds, 1), "counts": round(t_counts, 1)}
     if acc is not None:
-        timings["lora_train_seconds_new"] = round(float(acc.loc[~acc["adapter_cached"], "train_seconds"].sum()), 1)
+        timings["lora_train_seconds_by_this_study"] = round(float(acc.loc[~acc["adapter_cached"], "train_seconds"].sum()), 1)
     write_manifest(out / "manifest.json", cfg.name, {"experiment": cfg.to_json(),
                                                      "study": dataclasses.asdict(s)},
                    cfg.source, timings)

@@ -229,6 +229,7 @@ def redraw(results_dir: Path) -> list[Path]:
         ax.set_title(f"JSON answers, format in the prompt vs taught by fine-tuning: "
                      f"{SPLITS.get(split, split)}", fontsize=10)
         ax.legend(fontsize=8, loc="upper left")
+    fig.subplots_adjust(hspace=0.4)
     return [_save(fig, results_dir / PLOT)]
 
 
@@ -272,7 +273,8 @@ def report(results_dir: Path, cfg, s: Settings, timings: dict) -> Path:
           f"![format]({PLOT})", ""]
     for split in _splits(cells):
         md += [f"## {SPLITS.get(split, split).capitalize()}", "", _table_md(summary, cells, split), ""]
-    md += ["*valid JSON*: the whole output parses as one JSON value; *schema-valid*: it conforms "
+    md += ["*valid JSON*: the whole output parses as one JSON value (a bare year such as `1843` "
+           "is valid JSON, which is most of the prompt-only arms' share); *schema-valid*: it conforms "
            "to the schema; *value EM*: exact match of the value under the answer key (0 when not "
            "conforming); *raw EM (plain)*: the raw output scored as a plain answer, i.e. the "
            "knowledge without the format.", ""]

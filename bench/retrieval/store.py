@@ -101,7 +101,8 @@ class VectorStore:
         ids = [c.id for c in chunks]
         if len(set(ids)) != len(ids):
             raise ValueError("chunk ids must be unique")
-        root = Path(root)
+        # absolute: chromadb caches clients by path, so a relative root breaks after a chdir
+        root = Path(root).resolve()
         client = _client(root)
         name = "bench-" + content_hash(chunks, chunking, embedder.name)[:40]
         t0 = time.perf_counter()

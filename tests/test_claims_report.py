@@ -220,3 +220,14 @@ def test_operational_claims_and_plots_from_hand_made_tables(tmp_path):
                                 (coldstart, "coldstart", "coldstart.png")):
         assert module.redraw(tmp_path / folder) == [tmp_path / folder / png]
         assert (tmp_path / folder / png).stat().st_size > 0
+
+
+def test_scale_claims_come_from_the_largest_setting_when_it_was_run(tmp_path):
+    from bench.report.claims_report import results_folder
+
+    assert results_folder(tmp_path, "scale") == tmp_path / "scale"          # neither: the default
+    (tmp_path / "scale").mkdir()
+    assert results_folder(tmp_path, "scale") == tmp_path / "scale"
+    (tmp_path / "scale-100k").mkdir()
+    assert results_folder(tmp_path, "scale") == tmp_path / "scale-100k"
+    assert results_folder(tmp_path, "accuracy") == tmp_path / "accuracy"

@@ -41,6 +41,9 @@ TOPICS = (
     ("scale", "RAG scales to large knowledge bases", "scale"),
 )
 MODULES = {"accuracy": "bench.report.accuracy"}
+# results folders an experiment may have written, most telling first: the claims come from the
+# first that exists (`make scale-100k` writes the >= 100k-chunk setting beside the --quick one)
+FOLDERS = {"scale": ["scale-100k", "scale"]}
 INTRO = ("Each row is one claim of the articles, the experiment that tests it, the numbers it measured "
          "(means over seeds with 95% CIs) and a verdict computed by code from the saved tables by the "
          "rule shown in the experiment's section: supported, contradicted, inconclusive at this model "
@@ -76,11 +79,16 @@ def claims_module(experiment: str):
     return None
 
 
+def results_folder(results: Path, experiment: str) -> Path:
+    candidates = [results / name for name in FOLDERS.get(experiment, [experiment])]
+    return next((f for f in candidates if f.is_dir()), candidates[-1])
+
+
 def gather(results: Path) -> list[Section]:
     """Claims and redrawn plots of every experiment whose results folder exists."""
     sections = []
     for experiment in experiments():
-        folder = results / experiment
+        folder = results_folder(results, experiment)
         module = claims_module(experiment) if folder.is_dir() else None
         section = Section(experiment)
         if module is not None and hasattr(module, "claims"):
@@ -126,8 +134,9 @@ def markdown(rows, sections: list[Section], results: Path, out: Path) -> str:
         return Path(os.path.relpath(path, out)).as_posix()
 
     def link(experiment: str) -> str:
-        report = results / experiment / "report.md"
-        return f"[{experiment}]({rel(report)})" if report.exists() else experiment
+        folder = results_folder(results, experiment)
+        report = folder / "report.md"
+        return f"[{folder.name}]({rel(report)})" if report.exists() else experiment
 
     lines = ["# Claims report: what the articles say, what this bench measured", "",
              INTRO, "", f"**{tally(rows)}.**", "",

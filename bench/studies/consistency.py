@@ -41,9 +41,10 @@ from bench.report.claims import INCONCLUSIVE, Claim, fmt_ci, interval_verdict, m
 from bench.report.manifest import write_manifest
 from bench.report.plots import _save
 from bench.report.summary import mean_ci
-from bench.runner import CACHE_DIR, run_experiment
 from bench.studies.common import load_study, with_changes, write_csv, write_text
 from bench.studies.shrink import shrink
+
+CACHE_DIR = Path(".cache")   # bench.runner.CACHE_DIR; the model stack is imported in run()
 
 EXPERIMENT = "consistency"
 CLAIM_TEXT = "Fine-tuning gives consistent output while RAG varies with retrieval"
@@ -386,6 +387,8 @@ def run(config: Path, out: Path, quick: bool = False, progress: bool = True,
     cfg = with_changes(cfg, paraphrases_as_items=True)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    from bench.runner import run_experiment
+
     start, timings, parts = time.perf_counter(), {}, []
     for t in sorted(s.temperatures):
         t0 = time.perf_counter()

@@ -34,7 +34,6 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from bench.arms.adapter import trained_items, training_examples
 from bench.config import ConfigError, content_hash, key_dict
 from bench.data.dataset import Dataset, build_dataset
 from bench.data.schema import QAItem
@@ -120,6 +119,8 @@ def as_trained(q: QAItem) -> QAItem:
 
 def point_settings(base, point: Point, view: Dataset, seed: int, s: Settings):
     """(arm settings with this point's training data and steps, facts about its training set)."""
+    from bench.arms.adapter import trained_items, training_examples   # torch: off the report path
+
     training = replace(base.training, max_train_questions=point.size, paraphrases=point.augmentation)
     examples, replay = training_examples(training, view, seed)
     n_replay = round(base.lora.batch_size * base.lora.replay_share) if replay else 0
@@ -134,6 +135,8 @@ def point_settings(base, point: Point, view: Dataset, seed: int, s: Settings):
 def eval_sets(dataset: Dataset, point: Point, training, s: Settings, seed: int) -> dict[str, list[QAItem]]:
     """The items a setting is asked: its trained facts reworded and as trained (at most
     reworded_items, a fixed sample) and the seed's fixed sample of held-out answerable test facts."""
+    from bench.arms.adapter import trained_items
+
     full = {q.id: q for q in dataset.items}
     view = training_view(dataset)
     trained = [full[q.id] for q in trained_items(training, view, seed) if len(full[q.id].paraphrases)]

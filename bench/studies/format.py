@@ -44,9 +44,10 @@ from bench.report.claims import INCONCLUSIVE, Claim, fmt_ci, interval_verdict, m
 from bench.report.manifest import write_manifest
 from bench.report.plots import _save
 from bench.report.summary import mean_ci
-from bench.runner import CACHE_DIR, run_experiment
 from bench.studies.common import load_study, write_csv, write_text
 from bench.studies.shrink import shrink
+
+CACHE_DIR = Path(".cache")   # bench.runner.CACHE_DIR; the model stack is imported in run()
 
 EXPERIMENT = "format"
 CLAIM_TEXT = "Fine-tuning gives format-adherent output"
@@ -316,6 +317,8 @@ def run(config: Path, out: Path, quick: bool = False, progress: bool = True,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    from bench.runner import run_experiment
+
     table = run_experiment(cfg, out / "runs", cache_dir, progress=progress)
     source = {a.name: format_source(a) for a in cfg.arms}
     table = table.assign(format_source=table["arm"].map(source))

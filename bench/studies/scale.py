@@ -130,25 +130,29 @@ def _tagged(passages: list[Passage], tag: str) -> list[Passage]:
     return [Passage(f"{tag}{p.id}", p.text, f"{tag}{p.doc_id}", p.meta) for p in passages]
 
 
-def corpus_worlds(s: Settings, seed: int, size: int) -> list[tuple[str, list[Passage]]]:
-    """[(tag, passages)]: the base world first, then whole distractor worlds until `size` is
-    covered. The last world may be used only in part (see corpus); it is kept whole so its
-    cached embeddings serve every size."""
+def corpus_worlds(s: Settings, seed: int, size: int) -> list[tuple[list[Passage], list[int]]]:
+    """[(passages of the whole world, indices kept in the corpus)]: the base world first, then
+    distractor worlds until `size` is covered. A distractor world is kept whole beside the
+    indices of its passages about entities nobody asks about, so its cached embeddings serve
+    every seed (the dropped passages differ by seed) and every size (the last world may be
+    used only in part, see corpus)."""
     world = base_world(s, seed)
     asked = set(world.entities) | {q["entity"] for q in world.qa_plan}   # incl. unknown names
-    worlds = [("base", world.passages())]
-    total, i = len(worlds[0][1]), 0
+    base = world.passages()
+    worlds = [(base, list(range(len(base))))]
+    total, i = len(base), 0
     while total < size:
         w = generate_world(WorldSpec(n_entities=s.distractor_entities), DISTRACTOR_SEED0 + i)
-        kept = [p for p in w.passages() if p.meta["entity"] not in asked]
-        worlds.append((f"x{i}", _tagged(kept, f"x{i}:")))
+        ps = _tagged(w.passages(), f"x{i}:")
+        kept = [j for j, p in enumerate(ps) if p.meta["entity"] not in asked]
+        worlds.append((ps, kept))
         total += len(kept)
         i += 1
     return worlds
 
 
 def corpus(s: Settings, seed: int, size: int) -> list[Passage]:
-    return [p for _, ps in corpus_worlds(s, seed, size) for p in ps][:size]
+    return [ps[j] for ps, kept in corpus_worlds(s, seed, size) for j in kept][:size]
 
 
 def world_embeddings(texts: list[str], embedder: Embedder, cache: Path,
@@ -180,16 +184,16 @@ def embedded_corpus(s: Settings, seed: int, embedder: Embedder, cache: Path, pro
     from tqdm.auto import tqdm
 
     worlds = corpus_worlds(s, seed, s.sizes[-1])
-    n = sum(len(ps) for _, ps in worlds)
+    n = sum(len(ps) for ps, _ in worlds)
     passages, embs, secs, cached = [], [], [], 0
     with tqdm(total=n, desc=f"embed corpus (seed {seed})", unit="passage",
               disable=not progress) as bar:
-        for _, ps in worlds:
+        for ps, kept in worlds:
             emb, seconds, hit = world_embeddings([p.text for p in ps], embedder, cache, bar)
             cached += hit
-            passages += ps
-            embs.append(emb)
-            secs += [seconds / len(ps)] * len(ps)
+            passages += [ps[j] for j in kept]
+            embs.append(emb[kept])
+            secs += [seconds / len(ps)] * len(kept)
     size = s.sizes[-1]
     return passages[:size], np.concatenate(embs)[:size], np.asarray(secs[:size]), \
         (cached, len(worlds))

@@ -164,3 +164,18 @@ def test_two_builds_rank_ties_and_near_ties_the_same(embedder, tmp_path):
         runs.append([[h.chunk_id for h in hits] for hits in found])
     assert runs[0] == runs[1]
     assert runs[0][0] == ["d0-s0", "d1-s0"]      # four identical sentences: lowest ids win
+
+
+def test_build_from_precomputed_embeddings_searches_the_same(store, embedder, tmp_path):
+    chunks = chunk_passages(CORPUS)
+    emb = embedder.encode([c.text for c in chunks])
+    pre = VectorStore.open_or_build(chunks, embedder, tmp_path / "pre", progress=False,
+                                    embeddings=emb)
+    assert pre.embed_seconds == 0.0 < pre.index_seconds
+    (a,), _ = store.search([QUESTION], 3)
+    (b,), _ = pre.search([QUESTION], 3)
+    assert [h.chunk_id for h in a] == [h.chunk_id for h in b]
+    assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-5)
+    with pytest.raises(ValueError, match=r"embeddings: expected shape \(10, 384\)"):
+        VectorStore.open_or_build(chunks, embedder, tmp_path / "bad", progress=False,
+                                  embeddings=emb[:3])

@@ -94,13 +94,20 @@ class VectorStore:
 
     @classmethod
     def open_or_build(cls, chunks: list[Chunk], embedder: Embedder, root: Path,
-                      chunking: str = "passages:1", progress: bool = True) -> "VectorStore":
+                      chunking: str = "passages:1", progress: bool = True,
+                      embeddings: np.ndarray | None = None) -> "VectorStore":
+        """The collection of these chunks under `root`, built unless a complete one is there.
+        `embeddings` (one L2-normalised row per chunk, from this embedder) skips the encoding,
+        so the build time is the index alone (the scale study embeds once for many sizes)."""
         from chromadb.errors import NotFoundError
         from tqdm.auto import tqdm
 
         ids = [c.id for c in chunks]
         if len(set(ids)) != len(ids):
             raise ValueError("chunk ids must be unique")
+        if embeddings is not None and tuple(np.shape(embeddings)) != (len(chunks), embedder.dimension):
+            raise ValueError(f"embeddings: expected shape ({len(chunks)}, {embedder.dimension}) "
+                             f"(chunks x embedder dimension), got {tuple(np.shape(embeddings))}")
         # absolute: chromadb caches clients by path, so a relative root breaks after a chdir
         root = Path(root).resolve()
         client = _client(root)
@@ -121,20 +128,24 @@ class VectorStore:
         col = client.create_collection(name, metadata=meta, embedding_function=None,
                                        configuration={"hnsw": HNSW})
         t0 = time.perf_counter()
-        parts = []
-        for batch in tqdm(list(_batches(chunks, EMBED_BATCH)), desc="embed", unit="batch",
-                          disable=not progress or len(chunks) <= EMBED_BATCH):
-            parts.append(embedder.encode([c.text for c in batch]))
+        if embeddings is None:
+            parts = []
+            for batch in tqdm(list(_batches(chunks, EMBED_BATCH)), desc="embed", unit="batch",
+                              disable=not progress or len(chunks) <= EMBED_BATCH):
+                parts.append(embedder.encode([c.text for c in batch]))
+            emb = np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), np.float32)
+        else:
+            emb = np.ascontiguousarray(embeddings, dtype=np.float32)
         t1 = time.perf_counter()
         max_batch = int(client.get_max_batch_size())
-        emb = np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), np.float32)
-        for i in range(0, len(chunks), max_batch):
+        for i in tqdm(range(0, len(chunks), max_batch), desc=f"index {len(chunks)}", unit="batch",
+                      disable=not progress or len(chunks) <= max_batch, leave=False):
             batch = chunks[i:i + max_batch]
             col.add(ids=[c.id for c in batch], embeddings=emb[i:i + len(batch)],
                     documents=[c.text for c in batch], metadatas=[_meta(c) for c in batch])
         t2 = time.perf_counter()
-        meta.update(complete=True, embed_seconds=t1 - t0, index_seconds=t2 - t1,
-                    build_seconds=t2 - t0)
+        meta.update(complete=True, embed_seconds=(t1 - t0) if embeddings is None else 0.0,
+                    index_seconds=t2 - t1, build_seconds=t2 - t0)
         col.modify(metadata=meta)
         return cls(client, col, embedder, root, meta, t2 - t0, False)
 

@@ -60,7 +60,7 @@ RETRIEVAL_ONLY = ("top_chunk_differs", "gold_hit_differs", "agree_same_top", "ag
 
 @dataclass(frozen=True)
 class Settings:
-    temperatures: tuple[float, ...] = (0.0, 0.7, 1.0)   # 0 = greedy
+    temperatures: tuple[float, ...] = (0.0, 1.0)        # 0 = greedy
     # overrides of the experiment sections (None = as in the YAML; used by `quick:`)
     entities: int | None = None
     lora_steps: int | None = None

@@ -51,8 +51,8 @@ LABELS = {"background_trained_em": "background, QA-trained facts",
 
 @dataclass(frozen=True)
 class Settings:
-    steps: tuple[int, ...] = (100, 300, 600)      # the steps sweep, at base_rank
-    ranks: tuple[int, ...] = (2, 16, 64)          # the rank sweep, at base_steps
+    steps: tuple[int, ...] = (100, 300, 400)      # the steps sweep, at base_rank
+    ranks: tuple[int, ...] = (16, 64)             # the rank sweep, at base_steps
     base_steps: int = 300                         # the accuracy adapter: in both sweeps
     base_rank: int = 16
     background_items: int = 200                   # per background split, a fixed sample

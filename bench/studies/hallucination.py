@@ -55,7 +55,7 @@ GEKHMAN_MIN_EFFECT = 0.01
 @dataclass(frozen=True)
 class Settings:
     gekhman_arm: str = "lora"                       # the arm (kind lora) whose steps are swept
-    gekhman_steps: tuple[int, ...] = (100, 300, 600)
+    gekhman_steps: tuple[int, ...] = (100, 300, 400)
     gekhman_seeds: tuple[int, ...] = (0, 1)
     # overrides of the experiment sections (None = as in the YAML; used by `quick:`)
     entities: int | None = None

@@ -62,7 +62,7 @@ class Settings:
     small_fraction: float = 0.01          # "a small fraction": below 1% of the parameters
     bytes_per_parameter: int = 4          # full fine-tuning checkpoint (fp32, as the adapters)
     example: tuple[int, ...] = (512, 64, 8)   # (d_out, d_in, rank) of the article's example
-    accuracy_ranks: tuple[int, ...] = (2, 16, 64)   # adapters shared with forgetting; [] = skip
+    accuracy_ranks: tuple[int, ...] = (16, 64)      # adapters shared with forgetting; [] = skip
     accuracy_steps: int = 300
     max_items: int | None = None          # test-world items per split (None: data.max_items)
     entities: int | None = None           # override data.world.entities (quick runs)

@@ -22,6 +22,11 @@ class ConfigError(ValueError):
     pass
 
 
+# Where adapters, indexes and embeddings are cached by content hash. Defined here, not in
+# bench.runner, so studies can name it without importing the model stack (the report path).
+CACHE_DIR = Path(".cache")
+
+
 # A field added after results were cached carries this metadata: at its default value it is left
 # out of every content hash (cell keys, config hashes), so older configs keep their cache keys.
 KEY_OMIT_DEFAULT = {"key_omit_default": True}

@@ -18,12 +18,11 @@ from tqdm import tqdm
 
 from bench.arms.base import STAGES, ArmEnv
 from bench.arms.registry import get_arm_class
-from bench.config import ArmConfig, ExperimentConfig, content_hash, key_dict
+from bench.config import CACHE_DIR, ArmConfig, ExperimentConfig, content_hash, key_dict
 from bench.data.dataset import Dataset, build_dataset
 from bench.models.resolve import resolve_model
 from bench.predictions import PredictionLog
 
-CACHE_DIR = Path(".cache")
 # Bump when code changes what an arm answers (prompting, retrieval, decoding): saved
 # predictions from older code then stop matching and are recomputed, not silently replayed.
 ANSWER_CODE_VERSION = 2

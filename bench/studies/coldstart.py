@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from tqdm import tqdm
 
+from bench.config import CACHE_DIR
 from bench.data.dataset import build_dataset
 from bench.report.claims import (CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED, Claim, arm_names, fmt_ci,
                                  markdown_rows, not_run, results_present)
@@ -151,7 +152,7 @@ def run(config: Path, out: Path, quick: bool = False, progress: bool = True) -> 
         # one folder per cell: chroma keeps a client per path in the process, so a folder
         # deleted and reused by a later cell would meet a stale client ("no such table")
         rows.append(cold_cell(arm, cfg, build_dataset(cfg.data, seed), seed, s.max_items,
-                              Path(".cache") / "coldstart-scratch" / f"{arm.name}-s{seed}", progress))
+                              CACHE_DIR / "coldstart-scratch" / f"{arm.name}-s{seed}", progress))
     cells = pd.DataFrame(rows)
     summary = summarize(cells)
     write_csv(cells, out / "cells.csv")

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.config import ConfigError
+from bench.config import CACHE_DIR, ConfigError
 from bench.metrics.text import normalize_answer
 from bench.report.claims import INCONCLUSIVE, Claim, fmt_ci, interval_verdict, markdown_rows, not_run, results_present
 from bench.report.manifest import write_manifest
@@ -44,7 +44,6 @@ from bench.report.summary import mean_ci
 from bench.studies.common import load_study, with_changes, write_csv, write_text
 from bench.studies.shrink import shrink
 
-CACHE_DIR = Path(".cache")   # bench.runner.CACHE_DIR; the model stack is imported in run()
 
 EXPERIMENT = "consistency"
 CLAIM_TEXT = "Fine-tuning gives consistent output while RAG varies with retrieval"

@@ -34,7 +34,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from bench.config import ConfigError, content_hash, key_dict
+from bench.config import CACHE_DIR, ConfigError, content_hash, key_dict
 from bench.data.dataset import Dataset, build_dataset
 from bench.data.schema import QAItem
 from bench.report.claims import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, Claim, fmt_ci,
@@ -43,7 +43,6 @@ from bench.report.summary import mean_ci
 from bench.studies.common import load_study, write_csv, write_text
 
 NAME = "data-scaling"
-CACHE_DIR = Path(".cache")
 EVAL_SETS = {"reworded": "trained facts, asked in their held-out (never trained) wording",
              "trained": "the same facts, asked in their trained (canonical) wording",
              "test": "held-out test-split facts (only inside the training documents)"}

@@ -27,14 +27,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from tqdm import tqdm
 
-from bench.config import ArmConfig, ConfigError, ExperimentConfig, content_hash
+from bench.config import CACHE_DIR, ArmConfig, ConfigError, ExperimentConfig, content_hash
 from bench.report.claims import (Claim, fmt_ci, interval_verdict, markdown_rows, not_run,
                                  results_present)
 from bench.report.plots import _save
 from bench.report.summary import mean_ci
 from bench.studies.common import load_study, write_csv, write_text
 
-CACHE_DIR = Path(".cache")
 NAME = "forgetting"
 CLAIM = "narrow fine-tuning causes catastrophic forgetting"
 BASE = "base"

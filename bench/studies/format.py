@@ -37,7 +37,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bench.config import ConfigError, ExperimentConfig
+from bench.config import CACHE_DIR, ConfigError, ExperimentConfig
 from bench.metrics.json_schema import SchemaError, assess, check_schema
 from bench.metrics.scores import exact_match
 from bench.report.claims import INCONCLUSIVE, Claim, fmt_ci, interval_verdict, markdown_rows, not_run, results_present
@@ -47,7 +47,6 @@ from bench.report.summary import mean_ci
 from bench.studies.common import load_study, write_csv, write_text
 from bench.studies.shrink import shrink
 
-CACHE_DIR = Path(".cache")   # bench.runner.CACHE_DIR; the model stack is imported in run()
 
 EXPERIMENT = "format"
 CLAIM_TEXT = "Fine-tuning gives format-adherent output"

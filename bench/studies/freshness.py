@@ -24,7 +24,7 @@ from tqdm import tqdm
 from bench.arms.adapter import TrainingData
 from bench.arms.base import ArmEnv, RetrievalSettings
 from bench.arms.registry import get_arm_class
-from bench.config import ConfigError, ModelConfig, build
+from bench.config import CACHE_DIR, ConfigError, ModelConfig, build
 from bench.metrics.scores import exact_match
 from bench.models.lora import LoraSettings
 from bench.studies import freshness_report as fr
@@ -32,7 +32,6 @@ from bench.studies.freshness_report import claims, redraw  # noqa: F401  (the st
 from bench.studies.freshness_update import (ContinueSettings, build_versions, continue_update,
                                             rollback, select_questions, upsert_update)
 
-CACHE_DIR = Path(".cache")
 ARMS = {"closed_book": "none (the base model; the floor)",
         "rag+upsert": "upsert changed chunks into the existing collection",
         "lora+retrain": "fresh adapter trained from scratch on v2 (same recipe as v1)",

@@ -32,7 +32,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from bench.config import ConfigError
+from bench.config import CACHE_DIR, ConfigError
 from bench.metrics.scores import Metric
 from bench.report import plots
 from bench.report.claims import (NOT_RUN, Claim, fmt_ci, interval_verdict, markdown_rows, not_run,
@@ -343,7 +343,7 @@ def sweep_label(name: str, steps: int) -> str:
 
 
 def run(config: Path, out: Path, quick: bool = False, progress: bool = True,
-        cache_dir: Path = Path(".cache")) -> Path:
+        cache_dir: Path = CACHE_DIR) -> Path:
     from bench.report.manifest import write_manifest
     from bench.runner import cell_stats, run_experiment
 

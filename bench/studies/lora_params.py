@@ -31,14 +31,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from tqdm import tqdm
 
-from bench.config import ConfigError, ExperimentConfig
+from bench.config import CACHE_DIR, ConfigError, ExperimentConfig
 from bench.report.claims import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, Claim, fmt_ci, markdown_rows,
                                  not_run, results_present)
 from bench.report.plots import _save
 from bench.report.summary import mean_ci
 from bench.studies.common import load_study, write_csv, write_text
 
-CACHE_DIR = Path(".cache")
 NAME = "lora-params"
 CLAIM = "LoRA trains a small fraction of the parameters"
 EXAMPLE_CLAIM = "a 512 x 64 matrix has 32,768 weights; LoRA at r=8 trains 4,608"

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from bench.config import ConfigError, build, content_hash
+from bench.config import CACHE_DIR, ConfigError, build, content_hash
 from bench.data.schema import Passage
 from bench.data.world import WorldSpec, generate_world
 from bench.models.resolve import MINILM
@@ -48,7 +48,6 @@ from bench.studies.common import write_csv, write_text
 from bench.studies.scale_report import (claims, plot, redraw, report, summarize,  # noqa: F401
                                         verdicts)
 
-CACHE_DIR = Path(".cache")     # bench.runner.CACHE_DIR, without importing the model stack
 DISTRACTOR_SEED0 = 1_000_000   # distractor world seeds start here, far from any base seed
 ENCODE_SLICE = 512             # passages per embedding call (one progress step)
 

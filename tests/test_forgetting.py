@@ -2,6 +2,8 @@
 hand-made tables, and claims/plots come from saved tables alone."""
 
 import dataclasses
+import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -143,8 +145,13 @@ def test_the_third_seed_of_the_cached_accuracy_adapter_narrows_the_ci(tmp_path):
     assert main.verdict == SUPPORTED and "(n=3 seeds)" in main.measured
 
 
-def test_only_the_accuracy_adapter_runs_at_every_seed():
-    cfg, s = fg.load(CONFIG)
-    assert cfg.seeds == (0, 1, 2) and fg.sweep_seeds(cfg, s) == (0, 1)
+def test_sweep_seeds_trim_every_adapter_but_the_accuracy_one(tmp_path):
+    shipped = Path(CONFIG).read_text()
+    cfg, s = fg.load(CONFIG)     # the shipped config sweeps at every seed
+    assert cfg.seeds == (0, 1, 2) and fg.sweep_seeds(cfg, s) == (0, 1, 2)
+    trimmed = tmp_path / "forgetting.yaml"
+    trimmed.write_text(re.sub(r"(?m)^  sweep_seeds: .*$", "  sweep_seeds: [0, 1]", shipped))
+    cfg, s = fg.load(trimmed)
+    assert fg.sweep_seeds(cfg, s) == (0, 1)
     assert fg.seeds_of(cfg, s, s.base_steps, s.base_rank) == (0, 1, 2)
     assert fg.seeds_of(cfg, s, 600, s.base_rank) == (0, 1)

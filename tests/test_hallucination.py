@@ -170,7 +170,7 @@ def test_the_sweep_reuses_the_arms_own_adapter_and_changes_only_steps():
     cfg, s = load_study("experiments/hallucination.yaml", h.Settings)
     arm = h.gekhman_arm(cfg, s, "x")
     sweep, reused = h.sweep_plan(cfg, s, arm)
-    assert reused == 300 and sweep.seeds == (0, 1)
+    assert reused == 300 and sweep.seeds == (0, 1, 2)
     assert [a.name for a in sweep.arms] == ["lora@100steps", "lora@400steps"]
     for a in sweep.arms:      # the forgetting study's adapters: same data and settings but steps
         assert a.settings.training == arm.settings.training

@@ -1,20 +1,31 @@
-"""Prototype (see README.md here): the after-LoRA probe with more steps or one-fact examples."""
-import sys, json, random, dataclasses
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2]))
-import torch; torch.set_num_threads(2)
-from bench.models.generator import Generator
-from bench.models.lora import LoraSettings
-from bench.pocket import probes, data
-from bench.pocket.data import background_world
-from bench.pocket.recipe import PocketRecipe
+"""Prototype (see README.md here): the after-LoRA probe with more LoRA steps, or with the test
+world's documents split into one-fact sentences (`sentences`) instead of whole documents (`docs`).
+
+    after_lora.py docs|sentences STEPS RANK
+"""
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bench.models.generator import Generator  # noqa: E402
+from bench.models.lora import LoraSettings  # noqa: E402
+from bench.pocket import probes  # noqa: E402
+from bench.pocket.data import background_world  # noqa: E402
+from bench.pocket.recipe import PocketRecipe  # noqa: E402
+
 variant, steps, rank = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+torch.set_num_threads(2)
 if variant == "sentences":
-    orig = probes.lora_examples
-    def lora_examples(world):
-        ex = [e for e in orig(world) if e[0]]
-        return ex + [("", p.text) for p in world.passages()]
-    probes.lora_examples = lora_examples
-s = probes.ProbeSettings(lora=LoraSettings(steps=steps, rank=rank, alpha=2 * rank))
+    documents_and_questions = probes.lora_examples
+
+    def one_fact_examples(world):
+        questions = [e for e in documents_and_questions(world) if e[0]]   # plain text has no prompt
+        return questions + [("", p.text) for p in world.passages()]
+
+    probes.lora_examples = one_fact_examples
+settings = probes.ProbeSettings(lora=LoraSettings(steps=steps, rank=rank, alpha=2 * rank))
 gen = Generator.load("pocket", batch_size=64)
-rows = probes.probe_after_lora(gen, background_world(PocketRecipe()), s, progress=False)
-for r in rows: print(variant, steps, rank, r)
+for row in probes.probe_after_lora(gen, background_world(PocketRecipe()), settings, progress=False):
+    print(variant, steps, rank, row)

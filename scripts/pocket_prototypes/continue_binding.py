@@ -1,17 +1,24 @@
-"""Prototype: continue training the committed pocket model with a binding-heavy mix."""
+"""Prototype (see README.md here): continue training the committed pocket model with another
+mix of example kinds (JSON weights, as in PocketRecipe.weights) and a fresh cosine schedule.
+
+    continue_binding.py STEPS OUT_DIR WEIGHTS_JSON LR
+"""
 import json, math, random, sys, time
+from pathlib import Path
+
 import torch
 from transformers import AutoTokenizer, LlamaForCausalLM
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2]))
-from bench.pocket import data
-from bench.pocket.recipe import PocketRecipe
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bench.pocket import data  # noqa: E402
+from bench.pocket.recipe import CHECKPOINT_DIR, PocketRecipe  # noqa: E402
 from bench.pocket.train import batches, per_example_loss, teacher_forced_accuracy, _save
 
 steps = int(sys.argv[1]); out = sys.argv[2]; weights = json.loads(sys.argv[3]); lr = float(sys.argv[4])
 torch.manual_seed(0); torch.set_num_threads(2)
 recipe = PocketRecipe()
-tok = AutoTokenizer.from_pretrained(str(__import__("pathlib").Path(__file__).resolve().parents[2] / "checkpoints/pocket"))
-model = LlamaForCausalLM.from_pretrained(str(__import__("pathlib").Path(__file__).resolve().parents[2] / "checkpoints/pocket"))
+tok = AutoTokenizer.from_pretrained(CHECKPOINT_DIR)
+model = LlamaForCausalLM.from_pretrained(CHECKPOINT_DIR)
 world = data.background_world(recipe)
 held = random.Random(2)
 mon = {"binding_k2": [data.reading_example(held, max_k=2, abstain_share=0.0, same_attribute_share=1.0) for _ in range(96)],
@@ -31,4 +38,4 @@ for step in range(steps):
         row = {"step": step + 1, "loss": round(loss.item(), 3), "s": round(time.time() - t0)}
         row.update({k: round(teacher_forced_accuracy(model, tok, v), 3) for k, v in mon.items()})
         print(json.dumps(row), flush=True)
-_save(model, tok, {"hash": None}, __import__("pathlib").Path(out))
+_save(model, tok, {"hash": None}, Path(out))

@@ -40,6 +40,22 @@ def test_reading_examples_need_the_passages():
     assert {t for _, t in abstain} == {" unknown"}
 
 
+def test_reverse_questions_name_the_one_person_with_that_value():
+    rng = random.Random(0)
+    for _ in range(50):
+        prompt, target = data.reverse_example(rng, max_k=3)
+        context, question = prompt.split("Question:")
+        value = question.split(" is ", 1)[1].rsplit("?", 1)[0]
+        lines = [line for line in context.splitlines() if value in line]
+        assert len(lines) == 1 and target.strip() in lines[0]
+
+
+def test_committed_checkpoint_matches_the_shipped_recipe():
+    # a change to the pocket model's training data (a template, a new example kind in the
+    # fingerprint) must not silently mark the committed checkpoint stale
+    assert checkpoint_is_current()
+
+
 def test_answer_only_loss():
     from bench.pocket.tokenizer import train_tokenizer
 

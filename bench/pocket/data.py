@@ -58,6 +58,27 @@ def reading_example(rng: random.Random, max_k: int = 4, abstain_share: float = 0
     return context_prompt(question, passages), completion(UNKNOWN if abstain else value)
 
 
+def reverse_example(rng: random.Random, max_k: int = 3, partition: int = 0) -> Example:
+    """Passages about k people with one attribute and a question that names the value and asks
+    whose it is ("Whose favourite color is teal?" -> the name).
+
+    It trains the first hop of binding on its own: to answer, the value's position must carry
+    the name of its own line, which is exactly what forward questions with same-attribute
+    distractors need and could not learn (the toy runs: forward binding 0.64-0.66 with these
+    mixed in vs 0.56 without)."""
+    k, attr = rng.randint(1, max_k), rng.choice(ATTRIBUTES)
+    people: dict[str, str] = {}
+    while len(people) < k:
+        people[names.person_name(rng, partition)] = attr.sample(rng)
+    # values must be unique in the passages or the question has two answers
+    by_value = {v: n for n, v in people.items()}
+    passages = [_statement(rng, attr.name, n, v) for v, n in by_value.items()]
+    rng.shuffle(passages)
+    value = rng.choice(sorted(by_value))
+    question = f"Whose {attr.name.replace('_', ' ')} is {value}?"
+    return context_prompt(question, passages), completion(by_value[value])
+
+
 def biography(rng: random.Random, world: World, entity: str) -> Example:
     """A fresh rendering of everything the world says about one person (order, templates)."""
     attrs = [a.name for a in ATTRIBUTES if (entity, a.name) in world.facts]
@@ -109,6 +130,8 @@ def mixture(rng: random.Random, world: World, weights: dict[str, float],
         elif kind == "binding":
             yield kind, reading_example(rng, max_k=max_k, abstain_share=0.0,
                                         same_attribute_share=1.0)
+        elif kind == "reverse":
+            yield kind, reverse_example(rng, max_k=max_k)
         elif kind == "biography":
             yield kind, biography(rng, world, rng.choice(world.entities))
         elif kind == "closed_book":
@@ -131,7 +154,10 @@ def fingerprint(recipe, n: int = 300) -> str:
     h.update(json.dumps([p.to_json() for p in world.passages()]).encode())
     h.update(json.dumps([q.to_json() for q in world.qa()]).encode())
     rng = random.Random(0)
-    for kind in ("reading", "copy", "binding", "biography", "closed_book"):
+    kinds = ["reading", "copy", "binding", "biography", "closed_book"]
+    # newer kinds only when a recipe uses them, so older recipes keep their hash
+    kinds += [k for k in ("reverse",) if k in recipe.weights]
+    for kind in kinds:
         stream = mixture(rng, world, {kind: 1.0}, recipe.max_k)
         h.update(json.dumps([next(stream) for _ in range(n)]).encode())
     h.update(json.dumps(induction_example(random.Random(0), 1000)).encode())

@@ -2,7 +2,10 @@
 the question before the context or with reverse questions ("Whose color is teal?" -> the name)
 mixed in. Prints teacher-forced accuracy on 128 held-out examples every 250 steps.
 
-    toy_binding.py FORMAT REVERSE_SHARE STEPS MAX_K     FORMAT: ctx | qfirst
+    toy_binding.py FORMAT REVERSE_SHARE STEPS MAX_K     FORMAT: ctx | qfirst | adjacent
+
+`adjacent` writes every passage as "Name: value." (no template words between name and value),
+to test whether the distance between them is what keeps binding from forming.
 """
 import json
 import random
@@ -24,11 +27,21 @@ from bench.prompts import completion, context_prompt  # noqa: E402
 
 fmt, reverse_share, steps, max_k = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 torch.manual_seed(0)
-torch.set_num_threads(1)
+torch.set_num_threads(int(__import__('os').environ.get('THREADS', 1)))
 tok = AutoTokenizer.from_pretrained(CHECKPOINT_DIR)   # the committed tokenizer, a fresh model
 
 
+def adjacent(rng, k):
+    k, attr = rng.randint(1, k), rng.choice(ATTRIBUTES)
+    people = [(names.person_name(rng, 0), attr.sample(rng)) for _ in range(k)]
+    name, value = rng.choice(people)
+    passages = [f"{n}: {v}." for n, v in people]
+    return context_prompt(data._question(rng, attr.name, name), passages), completion(value)
+
+
 def forward(rng, k):
+    if fmt == "adjacent":
+        return adjacent(rng, k)
     prompt, target = data.reading_example(rng, max_k=k, abstain_share=0.0, same_attribute_share=1.0)
     if fmt == "qfirst":
         ctx, question = prompt.split("\nQuestion: ")

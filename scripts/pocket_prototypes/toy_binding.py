@@ -8,6 +8,7 @@ mixed in. Prints teacher-forced accuracy on 128 held-out examples every 250 step
 to test whether the distance between them is what keeps binding from forming.
 """
 import json
+import os
 import random
 import sys
 import time
@@ -27,7 +28,7 @@ from bench.prompts import completion, context_prompt  # noqa: E402
 
 fmt, reverse_share, steps, max_k = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 torch.manual_seed(0)
-torch.set_num_threads(int(__import__('os').environ.get('THREADS', 1)))
+torch.set_num_threads(int(os.environ.get('THREADS', 1)))
 tok = AutoTokenizer.from_pretrained(CHECKPOINT_DIR)   # the committed tokenizer, a fresh model
 
 
@@ -62,7 +63,7 @@ held = random.Random(2)
 monitor = {"fwd": [forward(held, max_k) for _ in range(128)]}
 if reverse_share:
     monitor["rev"] = [reverse(held, max_k) for _ in range(128)]
-opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01, betas=(0.9, 0.98))
+opt = torch.optim.AdamW(model.parameters(), lr=float(os.environ.get("LR", 1e-3)), weight_decay=0.01, betas=(0.9, 0.98))
 rng, start = random.Random(1), time.time()
 for step in range(steps):
     # no draw for the mix when there are no reverse questions: the runs without them reproduce

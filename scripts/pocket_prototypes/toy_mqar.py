@@ -57,7 +57,7 @@ def accuracy(model, rows):
 
 model = LlamaForCausalLM(model_config(PocketRecipe(hidden=128, layers=4, heads=4, intermediate=256), tok))
 held = [example(random.Random(10_000 + i)) for i in range(256)]
-opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01, betas=(0.9, 0.98))
+opt = torch.optim.AdamW(model.parameters(), lr=float(os.environ.get("LR", 1e-3)), weight_decay=0.01, betas=(0.9, 0.98))
 rng, start = random.Random(1), time.time()
 for step in range(steps):
     loss = per_example_loss(model, collate([example(rng) for _ in range(64)], tok.pad_token_id))

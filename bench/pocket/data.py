@@ -62,10 +62,9 @@ def reverse_example(rng: random.Random, max_k: int = 3, partition: int = 0) -> E
     """Passages about k people with one attribute and a question that names the value and asks
     whose it is ("Whose favourite color is teal?" -> the name).
 
-    It trains the first hop of binding on its own: to answer, the value's position must carry
-    the name of its own line, which is exactly what forward questions with same-attribute
-    distractors need and could not learn (the toy runs: forward binding 0.64-0.66 with these
-    mixed in vs 0.56 without)."""
+    Meant to train the first hop of binding on its own (the value's position must carry its
+    line's name). Off in the shipped recipe: a full build with it at 15% of the mix read no
+    better (README, "Where the targets are missed")."""
     k, attr = rng.randint(1, max_k), rng.choice(ATTRIBUTES)
     people: dict[str, str] = {}
     while len(people) < k:

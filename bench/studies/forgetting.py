@@ -378,7 +378,10 @@ def redraw(results_dir: Path) -> list[Path]:
         ax.minorticks_off()
         ax.set_xticks(rows[key].tolist())
         if key == "steps":
-            ax.set_xticklabels([f"{int(v)}\n({e:.1f} ep)" for v, e in zip(rows[key], rows["epochs"])])
+            # epochs bare under the steps (the axis label names both): "1.6 ep" labels collide
+            # once the sweep has neighbours like 150 and 200 on a log axis
+            ax.set_xticklabels([f"{int(v)}\n({e:.1f})" for v, e in zip(rows[key], rows["epochs"])],
+                               fontsize=8)
             other = int(rows["rank"].iloc[0])
             ax.set_title(f"by training steps (rank {other})")
         else:

@@ -1,14 +1,18 @@
 """Prototype (see README.md here): the after-LoRA probe with more LoRA steps, or with the test
-world's documents split into one-fact sentences (`sentences`) instead of whole documents (`docs`).
+world's documents split into one-fact sentences (`sentences`) instead of whole documents (`docs`),
+or every document re-rendered three times with random templates and sentence order (`augmented`,
+the paraphrase augmentation that Allen-Zhu & Li and Ovadia et al. find knowledge extraction needs).
 
-    after_lora.py docs|sentences STEPS RANK
+    after_lora.py docs|sentences|augmented STEPS RANK
 """
+import random
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bench.data.world import ATTRIBUTE_BY_NAME, render_statement  # noqa: E402
 from bench.models.generator import Generator  # noqa: E402
 from bench.models.lora import LoraSettings  # noqa: E402
 from bench.pocket import probes  # noqa: E402
@@ -25,6 +29,25 @@ if variant == "sentences":
         return questions + [("", p.text) for p in world.passages()]
 
     probes.lora_examples = one_fact_examples
+if variant == "augmented":
+    documents_and_questions = probes.lora_examples
+
+    def augmented_examples(world, copies=3):
+        rng = random.Random(0)
+        by_doc = {}
+        for sent in world.sentences:
+            by_doc.setdefault(sent.doc_id, []).append(sent)
+        docs = []
+        for sentences in by_doc.values():
+            for _ in range(copies):
+                order = rng.sample(sentences, len(sentences))
+                attrs = [ATTRIBUTE_BY_NAME[x.attribute] for x in order]
+                docs.append(("", " ".join(
+                    render_statement(a, rng.randrange(len(a.statements)), x.entity,
+                                     world.facts[(x.entity, x.attribute)]) for a, x in zip(attrs, order))))
+        return [e for e in documents_and_questions(world) if e[0]] + docs
+
+    probes.lora_examples = augmented_examples
 settings = probes.ProbeSettings(lora=LoraSettings(steps=steps, rank=rank, alpha=2 * rank))
 gen = Generator.load("pocket", batch_size=64)
 for row in probes.probe_after_lora(gen, background_world(PocketRecipe()), settings, progress=False):

@@ -2,10 +2,13 @@
 the question before the context or with reverse questions ("Whose color is teal?" -> the name)
 mixed in. Prints teacher-forced accuracy on 128 held-out examples every 250 steps.
 
-    toy_binding.py FORMAT REVERSE_SHARE STEPS MAX_K     FORMAT: ctx | qfirst | adjacent
+    toy_binding.py FORMAT REVERSE_SHARE STEPS MAX_K     FORMAT: ctx | qfirst | adjacent | quote
 
 `adjacent` writes every passage as "Name: value." (no template words between name and value),
-to test whether the distance between them is what keeps binding from forming.
+to test whether the distance between them is what keeps binding from forming. `quote` trains the
+answer as the gold passage quoted from the question's name on ("Mirel Nukavu is employed by
+Total Textiles."): the passage is then found by an induction head on the name, a circuit the
+copy warm-up trains, instead of a name-to-value binding.
 """
 import json
 import os
@@ -40,9 +43,20 @@ def adjacent(rng, k):
     return context_prompt(data._question(rng, attr.name, name), passages), completion(value)
 
 
+def quote(rng, k):
+    k, attr = rng.randint(1, k), rng.choice(ATTRIBUTES)
+    people = [(names.person_name(rng, 0), attr.sample(rng)) for _ in range(k)]
+    passages = [data._statement(rng, attr.name, n, v) for n, v in people]
+    i = rng.randrange(k)
+    name, gold = people[i][0], passages[i]
+    return context_prompt(data._question(rng, attr.name, name), passages), completion(gold[gold.index(name):])
+
+
 def forward(rng, k):
     if fmt == "adjacent":
         return adjacent(rng, k)
+    if fmt == "quote":
+        return quote(rng, k)
     prompt, target = data.reading_example(rng, max_k=k, abstain_share=0.0, same_attribute_share=1.0)
     if fmt == "qfirst":
         ctx, question = prompt.split("\nQuestion: ")
@@ -61,6 +75,9 @@ def reverse(rng, k):
 model = LlamaForCausalLM(model_config(PocketRecipe(hidden=128, layers=4, heads=4, intermediate=256), tok))
 held = random.Random(2)
 monitor = {"fwd": [forward(held, max_k) for _ in range(128)]}
+if os.environ.get("PER_K"):   # the same examples split by their number of passages
+    for k in range(1, max_k + 1):
+        monitor[f"k{k}"] = [e for e in monitor["fwd"] if e[0].count("\n[") == k]
 if reverse_share:
     monitor["rev"] = [reverse(held, max_k) for _ in range(128)]
 opt = torch.optim.AdamW(model.parameters(), lr=float(os.environ.get("LR", 1e-3)), weight_decay=0.01, betas=(0.9, 0.98))
@@ -78,3 +95,6 @@ for step in range(steps):
         row = {"step": step + 1, "loss": round(loss.item(), 3), "s": round(time.time() - start)}
         row.update({k: round(teacher_forced_accuracy(model, tok, v), 3) for k, v in monitor.items()})
         print(json.dumps(row), flush=True)
+if os.environ.get("SAVE"):
+    model.save_pretrained(os.environ["SAVE"])
+    tok.save_pretrained(os.environ["SAVE"])

@@ -32,6 +32,11 @@ if variant == "sentences":
 if variant == "augmented":
     documents_and_questions = probes.lora_examples
 
+    def rerender(rng, world, sentence):
+        attr = ATTRIBUTE_BY_NAME[sentence.attribute]
+        value = world.facts[(sentence.entity, sentence.attribute)]
+        return render_statement(attr, rng.randrange(len(attr.statements)), sentence.entity, value)
+
     def augmented_examples(world, copies=3):
         rng = random.Random(0)
         by_doc = {}
@@ -41,10 +46,7 @@ if variant == "augmented":
         for sentences in by_doc.values():
             for _ in range(copies):
                 order = rng.sample(sentences, len(sentences))
-                attrs = [ATTRIBUTE_BY_NAME[x.attribute] for x in order]
-                docs.append(("", " ".join(
-                    render_statement(a, rng.randrange(len(a.statements)), x.entity,
-                                     world.facts[(x.entity, x.attribute)]) for a, x in zip(attrs, order))))
+                docs.append(("", " ".join(rerender(rng, world, x) for x in order)))
         return [e for e in documents_and_questions(world) if e[0]] + docs
 
     probes.lora_examples = augmented_examples

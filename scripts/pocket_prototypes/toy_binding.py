@@ -35,19 +35,23 @@ torch.set_num_threads(int(os.environ.get('THREADS', 1)))
 tok = AutoTokenizer.from_pretrained(CHECKPOINT_DIR)   # the committed tokenizer, a fresh model
 
 
+def same_attribute_people(rng, max_k):
+    """1..max_k fresh (name, value) pairs of one attribute: the binding case."""
+    k, attr = rng.randint(1, max_k), rng.choice(ATTRIBUTES)
+    return attr, [(names.person_name(rng, 0), attr.sample(rng)) for _ in range(k)]
+
+
 def adjacent(rng, k):
-    k, attr = rng.randint(1, k), rng.choice(ATTRIBUTES)
-    people = [(names.person_name(rng, 0), attr.sample(rng)) for _ in range(k)]
+    attr, people = same_attribute_people(rng, k)
     name, value = rng.choice(people)
     passages = [f"{n}: {v}." for n, v in people]
     return context_prompt(data._question(rng, attr.name, name), passages), completion(value)
 
 
 def quote(rng, k):
-    k, attr = rng.randint(1, k), rng.choice(ATTRIBUTES)
-    people = [(names.person_name(rng, 0), attr.sample(rng)) for _ in range(k)]
+    attr, people = same_attribute_people(rng, k)
     passages = [data._statement(rng, attr.name, n, v) for n, v in people]
-    i = rng.randrange(k)
+    i = rng.randrange(len(people))
     name, gold = people[i][0], passages[i]
     return context_prompt(data._question(rng, attr.name, name), passages), completion(gold[gold.index(name):])
 
@@ -65,8 +69,7 @@ def forward(rng, k):
 
 
 def reverse(rng, k):
-    k, attr = rng.randint(1, k), rng.choice(ATTRIBUTES)
-    people = [(names.person_name(rng, 0), attr.sample(rng)) for _ in range(k)]
+    attr, people = same_attribute_people(rng, k)
     passages = [data._statement(rng, attr.name, name, value) for name, value in people]
     name, value = rng.choice(people)
     return context_prompt(f"Whose {attr.name.replace('_', ' ')} is {value}?", passages), completion(name)

@@ -1,0 +1,74 @@
+"""Prototype (see README.md here): a full pocket build whose context answers quote the gold
+passage from the question's name on, then give the value ("Mirel Nukavu is employed by Total
+Textiles. Answer: Total Textiles"), the format of `toy_binding.py quote`; then its probes, the
+value read from after the last "Answer:". Closed-book answers and "unknown" stay as they are.
+
+    quote_build.py STEPS OUT_DIR [WEIGHTS_JSON]      (then: quote_build.py probes OUT_DIR)
+"""
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bench.models.generator import Generator  # noqa: E402
+from bench.pocket import data, probes  # noqa: E402
+from bench.pocket.recipe import PocketRecipe  # noqa: E402
+from bench.pocket.train import build_pocket  # noqa: E402
+from bench.prompts import ANSWER_PREFIX, completion  # noqa: E402
+
+plain_reading_example = data.reading_example
+
+
+def quoted_reading_example(rng, *args, **kwargs):
+    prompt, target = plain_reading_example(rng, *args, **kwargs)
+    value = target.strip()
+    if value == data.UNKNOWN:
+        return prompt, target
+    name = prompt.split("\nQuestion: ")[1]
+    lines = [line.split("] ", 1)[1] for line in prompt.split("\n") if line.startswith("[")]
+    # the gold passage names the person asked about and holds the value; every template puts
+    # the name before the value, so the quote from the name on still holds the value
+    gold = next(p for p in lines if f" {value}" in p and _asked_name(p, name))
+    return prompt, completion(f"{gold[gold.index(_asked_name(gold, name)):]} {ANSWER_PREFIX} {value}")
+
+
+def _asked_name(passage, question):
+    """The two-word name in `passage` that `question` asks about (person names are two words)."""
+    words = passage.rstrip(".").split()
+    for i in range(len(words) - 1):
+        name = " ".join(words[i:i + 2])
+        if name in question:
+            return name
+    return None
+
+
+def read_value(text):
+    return text.rsplit(ANSWER_PREFIX, 1)[1].strip() if ANSWER_PREFIX in text else text
+
+
+def quote_generator(path):
+    gen = Generator.load(path, batch_size=64, max_new_tokens=40)
+    generate = gen.generate
+
+    def generate_values(prompts, **kwargs):
+        out = generate(prompts, **kwargs)
+        for g in out:
+            g.text = read_value(g.text)
+        return out
+
+    gen.generate = generate_values
+    return gen
+
+
+data.reading_example = quoted_reading_example
+if sys.argv[1] == "probes":
+    recipe = PocketRecipe()
+    rows = probes.run_probes(quote_generator(sys.argv[2]), data.background_world(recipe))
+    for row in rows:
+        print(json.dumps(row), flush=True)
+else:
+    weights = json.loads(sys.argv[3]) if len(sys.argv) > 3 else PocketRecipe().weights
+    recipe = PocketRecipe(steps=int(sys.argv[1]), weights=weights)
+    print(recipe.hash(), flush=True)
+    summary = build_pocket(recipe, sys.argv[2], progress=False)
+    print(json.dumps({k: v for k, v in summary.items() if k != "log"}))

@@ -1,9 +1,12 @@
 """Prototype (see README.md here): continue training the committed pocket model with another
 mix of example kinds (JSON weights, as in PocketRecipe.weights) and a fresh cosine schedule.
 
-    continue_binding.py STEPS OUT_DIR WEIGHTS_JSON LR
+    [MODEL=DIR] [QUOTE=1] continue_binding.py STEPS OUT_DIR WEIGHTS_JSON LR
+
+MODEL continues another checkpoint than the committed one; QUOTE=1 trains quote-then-value
+context answers (quote_build.py), for a model built with them.
 """
-import json, math, random, sys, time
+import json, math, os, random, sys, time
 from pathlib import Path
 
 import torch
@@ -17,8 +20,13 @@ from bench.pocket.train import batches, per_example_loss, teacher_forced_accurac
 steps = int(sys.argv[1]); out = sys.argv[2]; weights = json.loads(sys.argv[3]); lr = float(sys.argv[4])
 torch.manual_seed(0); torch.set_num_threads(2)
 recipe = PocketRecipe()
-tok = AutoTokenizer.from_pretrained(CHECKPOINT_DIR)
-model = LlamaForCausalLM.from_pretrained(CHECKPOINT_DIR)
+if os.environ.get("QUOTE"):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from quote_build import use_quote_answers
+    use_quote_answers()
+start = os.environ.get("MODEL", CHECKPOINT_DIR)
+tok = AutoTokenizer.from_pretrained(start)
+model = LlamaForCausalLM.from_pretrained(start)
 world = data.background_world(recipe)
 held = random.Random(2)
 mon = {"binding_k2": [data.reading_example(held, max_k=2, abstain_share=0.0, same_attribute_share=1.0) for _ in range(96)],

@@ -4,6 +4,8 @@ Textiles. Answer: Total Textiles"), the format of `toy_binding.py quote`; then i
 value read from after the last "Answer:". Closed-book answers and "unknown" stay as they are.
 
     quote_build.py STEPS OUT_DIR [WEIGHTS_JSON]      (then: quote_build.py probes OUT_DIR)
+
+`continue_binding.py` imports use_quote_answers() to train such a model on (QUOTE=1).
 """
 import json
 import sys
@@ -60,15 +62,24 @@ def quote_generator(path):
     return gen
 
 
-data.reading_example = quoted_reading_example
-if sys.argv[1] == "probes":
-    recipe = PocketRecipe()
-    rows = probes.run_probes(quote_generator(sys.argv[2]), data.background_world(recipe))
-    for row in rows:
-        print(json.dumps(row), flush=True)
-else:
-    weights = json.loads(sys.argv[3]) if len(sys.argv) > 3 else PocketRecipe().weights
-    recipe = PocketRecipe(steps=int(sys.argv[1]), weights=weights)
+def use_quote_answers():
+    """From here on every context example of `bench.pocket.data` answers by quoting."""
+    data.reading_example = quoted_reading_example
+
+
+def main(args):
+    use_quote_answers()
+    if args[0] == "probes":
+        rows = probes.run_probes(quote_generator(args[1]), data.background_world(PocketRecipe()))
+        for row in rows:
+            print(json.dumps(row), flush=True)
+        return
+    weights = json.loads(args[2]) if len(args) > 2 else PocketRecipe().weights
+    recipe = PocketRecipe(steps=int(args[0]), weights=weights)
     print(recipe.hash(), flush=True)
-    summary = build_pocket(recipe, sys.argv[2], progress=False)
+    summary = build_pocket(recipe, args[1], progress=False)
     print(json.dumps({k: v for k, v in summary.items() if k != "log"}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

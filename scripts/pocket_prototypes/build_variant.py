@@ -15,9 +15,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.pocket.recipe import PocketRecipe  # noqa: E402
 from bench.pocket.train import build_pocket  # noqa: E402
 
-weights = json.loads(sys.argv[3]) if len(sys.argv) > 3 else PocketRecipe().weights
-lr = float(os.environ.get("LR", PocketRecipe().lr))
-recipe = PocketRecipe(steps=int(sys.argv[1]), weights=weights, lr=lr)
-print(recipe.hash(), flush=True)
-summary = build_pocket(recipe, sys.argv[2], progress=False)
-print(json.dumps({k: v for k, v in summary.items() if k != "log"}))
+
+def build(steps, out_dir, weights=None, lr=None):
+    """A from-scratch build of `steps` steps with another mix (None: the recipe's) and peak lr."""
+    recipe = PocketRecipe(steps=steps, weights=weights or PocketRecipe().weights,
+                          lr=lr or PocketRecipe().lr)
+    print(recipe.hash(), flush=True)
+    summary = build_pocket(recipe, out_dir, progress=False)
+    print(json.dumps({k: v for k, v in summary.items() if k != "log"}))
+
+
+if __name__ == "__main__":
+    build(int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]) if len(sys.argv) > 3 else None,
+          float(os.environ["LR"]) if "LR" in os.environ else None)

@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from build_variant import build  # noqa: E402
 from bench.models.generator import Generator  # noqa: E402
 from bench.pocket import data, probes  # noqa: E402
 from bench.pocket.recipe import PocketRecipe  # noqa: E402
-from bench.pocket.train import build_pocket  # noqa: E402
 from bench.prompts import ANSWER_PREFIX, completion  # noqa: E402
 
 plain_reading_example = data.reading_example
@@ -74,11 +75,7 @@ def main(args):
         for row in rows:
             print(json.dumps(row), flush=True)
         return
-    weights = json.loads(args[2]) if len(args) > 2 else PocketRecipe().weights
-    recipe = PocketRecipe(steps=int(args[0]), weights=weights)
-    print(recipe.hash(), flush=True)
-    summary = build_pocket(recipe, args[1], progress=False)
-    print(json.dumps({k: v for k, v in summary.items() if k != "log"}))
+    build(int(args[0]), args[1], json.loads(args[2]) if len(args) > 2 else None)
 
 
 if __name__ == "__main__":

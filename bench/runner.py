@@ -20,7 +20,7 @@ from bench.arms.base import STAGES, ArmEnv
 from bench.arms.registry import get_arm_class
 from bench.config import CACHE_DIR, ArmConfig, ExperimentConfig, content_hash, key_dict
 from bench.data.dataset import Dataset, build_dataset
-from bench.models.resolve import resolve_model
+from bench.models.resolve import model_identity, resolve_model
 from bench.predictions import PredictionLog
 
 # Bump when code changes what an arm answers (prompting, retrieval, decoding): saved
@@ -40,7 +40,8 @@ class Cell:
     def key(self, cfg: ExperimentConfig) -> str:
         """Everything that changes this cell's answers; timings and labels do not count."""
         return content_hash({"code": ANSWER_CODE_VERSION, "kind": self.arm.arm, "settings": key_dict(self.arm.settings),
-                             "seed": self.seed, "model": key_dict(cfg.model), "data": key_dict(cfg.data)},
+                             "seed": self.seed, "model": key_dict(cfg.model), "data": key_dict(cfg.data),
+                             "model_identity": model_identity(cfg.model.name)},
                             n=12)
 
 

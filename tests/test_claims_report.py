@@ -231,3 +231,25 @@ def test_scale_claims_come_from_the_largest_setting_when_it_was_run(tmp_path):
     (tmp_path / "scale-100k").mkdir()
     assert results_folder(tmp_path, "scale") == tmp_path / "scale-100k"
     assert results_folder(tmp_path, "accuracy") == tmp_path / "accuracy"
+
+
+def test_results_from_another_pocket_checkpoint_are_flagged_stale(tmp_path, monkeypatch):
+    from bench.pocket import recipe
+    from bench.report.claims_report import stale_note, staleness
+
+    monkeypatch.setattr(recipe, "checkpoint_hash", lambda: "now")
+
+    def folder(name, manifest):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text(json.dumps(manifest))
+        return tmp_path / name
+
+    assert staleness(folder("current", {"pocket_checkpoint": "now", "config": {}})) is None
+    assert "checkpoint old, not the current now" in staleness(folder("old", {"pocket_checkpoint": "old"}))
+    assert "unrecorded" in staleness(folder("older", {"config": {"experiment": {"model": {"name": "pocket"}}}}))
+    # an experiment on another model is never stale for the pocket model's sake
+    assert staleness(folder("hf", {"config": {"model": {"name": "gpt2"}}})) is None
+    claim = Claim("x.y", "a claim", "x", "1", SUPPORTED, "rule")
+    note = stale_note([Section("x", [claim], stale="old"), Section("y", [claim]), Section("z", stale="old")])
+    assert note[0].startswith("**Made with an older pocket model, to be rerun:** x. ")
+    assert stale_note([Section("y", [claim])]) == []

@@ -32,10 +32,13 @@ def test_paraphrases_become_items_sharing_gold_and_group():
     assert ds.split("train") == build_dataset(DataConfig(world=WorldData(entities=12)), 0).split("train")
 
 
-def test_new_options_at_their_defaults_keep_every_cache_key():
-    """The accuracy experiment's cells keep the prediction-cache keys (and the config its hash)
-    they had before temperature / paraphrases_as_items / answer_format existed."""
+def test_new_options_at_their_defaults_keep_every_cache_key(monkeypatch):
+    """The accuracy experiment's cells keep their prediction-cache keys (and the config its hash)
+    when an option is added at its default (temperature, paraphrases_as_items, answer_format)."""
+    from bench.models import resolve
     from bench.runner import ANSWER_CODE_VERSION, cells
+
+    monkeypatch.setattr(resolve, "checkpoint_hash", lambda: "pinned")   # keys name the model too
 
     if ANSWER_CODE_VERSION != 2:
         pytest.skip("answer code version bumped on purpose: every key changed")
@@ -50,10 +53,11 @@ def test_new_options_at_their_defaults_keep_every_cache_key():
                  {"name": "lora", "arm": "lora", "training": training, "lora": lora},
                  {"name": "hybrid", "arm": "hybrid", "retrieval": {"k": 1, "chunk_size": 1},
                   "training": training, "lora": lora}]}, "accuracy.yaml")
-    # computed with the code before these options were added
+    # pinned when the model's identity joined the key (the options' defaults had kept the keys
+    # of the code before them until then)
     assert [c.key(cfg) for c in cells(cfg)] == [
-        "043a244506bf", "8a1427787372", "69c4e896c478", "79ca7d1149a2", "1f1e26cc5d0e", "5b3103e47354",
-        "e87d5377ba55", "796d07b8c6c0", "d6c74338315e", "3e731828d848", "1fe3e22306b4", "cab038704976"]
+        "72ef6ca8ece5", "f00057cc8cf6", "99a1bcdabc10", "be97e7ee1744", "e829670fb3af", "4b7ecc210919",
+        "2d0a9a4f5cfb", "3b7aa0f11356", "f3f771a8b124", "db8384392d7e", "6aa4e3a5b98b", "2ddd30cc7186"]
     assert cfg.hash() == "071d8ed3eba00f34"
     cell = cells(cfg)[0]
     assert cell.key(with_changes(cfg, temperature=0.7)) != cell.key(cfg)

@@ -20,6 +20,7 @@ def test_micro_build_saves_a_loadable_checkpoint(micro_pocket):
     assert (path / "model.safetensors").exists() and (path / "tokenizer.json").exists()
     assert [row["step"] for row in summary["log"]] == [15, 30]
     gen = Generator.load(str(path), max_new_tokens=4)
+    assert gen.answer_style == micro_recipe().answer_style == "quote"   # saved with the weights
     assert len(gen.generate(["Question: When was Tavo Selin born?\nAnswer:"])) == 1
     assert not path.with_name(path.name + ".partial").exists()
 

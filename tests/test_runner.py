@@ -108,6 +108,26 @@ def test_a_finished_run_is_replayed_from_its_predictions(finished, monkeypatch):
     pd.testing.assert_frame_equal(again.reset_index(drop=True), reference.reset_index(drop=True))
 
 
+def test_predictions_of_a_rebuilt_model_are_not_replayed(finished, micro_pocket, tmp_path, monkeypatch):
+    from bench.models import resolve
+    from bench.runner import cells
+
+    cfg = finished[0]
+    pocket_cfg = micro_config("pocket")
+    before = [c.key(cfg) for c in cells(cfg)], [c.key(pocket_cfg) for c in cells(pocket_cfg)]
+    monkeypatch.setattr(resolve, "checkpoint_hash", lambda: "another-build")
+    assert [c.key(pocket_cfg) for c in cells(pocket_cfg)] != before[1]   # the pocket model rebuilt
+    assert [c.key(cfg) for c in cells(cfg)] == before[0]                 # a folder model: unchanged
+    # a folder model whose files change (here: a new answer style file) gets new keys as well
+    import shutil
+
+    copy = shutil.copytree(micro_pocket[0], tmp_path / "m")
+    folder_cfg = micro_config(copy)
+    keys = [c.key(folder_cfg) for c in cells(folder_cfg)]
+    (copy / "answer_style.json").unlink()
+    assert [c.key(folder_cfg) for c in cells(folder_cfg)] != keys
+
+
 def test_a_missing_model_fails_before_any_work(tmp_path):
     from bench.models.resolve import ModelNotFound
 

@@ -18,8 +18,9 @@ from bench.config import KEY_OMIT_DEFAULT, ConfigError, content_hash
 from bench.data.dataset import Dataset
 from bench.data.world import UNKNOWN
 from bench.models.lora import train_lora
-from bench.models.resolve import POCKET, resolve_model
-from bench.prompts import ANSWER_FORMATS, closed_book_prompt, completion, context_prompt, format_answer
+from bench.models.resolve import model_identity
+from bench.prompts import (ANSWER_FORMATS, closed_book_prompt, completion, context_prompt,
+                           format_answer, quoted_completion)
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,10 @@ def trained_items(data: TrainingData, dataset: Dataset, seed: int):
     return train
 
 
-def training_examples(data: TrainingData, dataset: Dataset, seed: int):
-    """(examples, replay examples) as (prompt, target) pairs; only 'train' items are used."""
+def training_examples(data: TrainingData, dataset: Dataset, seed: int, answer_style: str = "value"):
+    """(examples, replay examples) as (prompt, target) pairs; only 'train' items are used.
+    Reading replay answers in the model's `answer_style` (a quote-style model quotes the gold
+    passage first), so an adapter does not teach the model a second way to read."""
     examples: list[tuple[str, str]] = []
     if data.documents:
         docs: dict[str, list[str]] = {}
@@ -78,30 +81,22 @@ def training_examples(data: TrainingData, dataset: Dataset, seed: int):
             gold = [by_id[g] for g in q.gold_ids if g in by_id][:1]
             others = rng.sample(dataset.passages, 3)
             context = gold + [p.text for p in others[: rng.randint(0, 2)]]
+            reply = answer
             if not gold:   # an item without gold passages teaches abstention from context
-                context, answer = [p.text for p in others], target(UNKNOWN)
+                context, reply = [p.text for p in others], target(UNKNOWN)
+            elif answer_style == "quote":
+                reply = quoted_completion(gold[0], reply.strip(), (q.meta or {}).get("entity"))
             rng.shuffle(context)
-            replay.append((context_prompt(q.question, context), answer))
+            replay.append((context_prompt(q.question, context), reply))
     return examples, replay
-
-
-def model_identity(name: str) -> str:
-    """What the base model *is*, so a rebuilt or replaced model never reuses a stale adapter."""
-    if name == POCKET:
-        from bench.pocket.recipe import checkpoint_hash
-        return f"pocket:{checkpoint_hash()}"
-    path = Path(resolve_model(name))
-    if path.is_dir():
-        sizes = sorted((f.name, f.stat().st_size) for f in path.iterdir() if f.is_file())
-        return f"{name}:{content_hash([(path / 'config.json').read_text(), sizes])}"
-    return name
 
 
 def attach_adapter(generator, settings, env) -> dict:
     """Load the cached adapter for this (model, data, settings, seed) or train and cache it."""
     from peft import PeftModel
 
-    examples, replay = training_examples(settings.training, env.dataset, env.seed)
+    examples, replay = training_examples(settings.training, env.dataset, env.seed,
+                                         generator.answer_style)
     if not examples:
         raise ValueError(f"{env.dataset.name}: no training examples (no documents and no train split)")
     lora = replace(settings.lora, seed=env.seed,

@@ -7,22 +7,52 @@ Every model, pocket or Hugging Face, loads through the same `from_pretrained` pa
 from __future__ import annotations
 
 import gc
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from bench.models.resolve import resolve_model
+from bench.prompts import ANSWER_STYLES, read_answer
+
+# A model-level file next to the weights: how the model writes answers from passages (see
+# bench.prompts.ANSWER_STYLES). Absent (every Hugging Face model): the plain "value" style.
+ANSWER_STYLE_FILE = "answer_style.json"
+# a quote costs tokens before the answer: the generation budget grows by this much
+QUOTE_EXTRA_TOKENS = 40
+
+
+def save_answer_style(folder: Path | str, style: str) -> None:
+    if style not in ANSWER_STYLES:
+        raise ValueError(f"unknown answer style {style!r}; expected one of {ANSWER_STYLES}")
+    if style != "value":
+        (Path(folder) / ANSWER_STYLE_FILE).write_text(json.dumps({"answer_style": style}) + "\n")
+
+
+def load_answer_style(folder: Path | str) -> str:
+    f = Path(folder) / ANSWER_STYLE_FILE
+    if not f.is_file():
+        return "value"
+    try:
+        style = json.loads(f.read_text())["answer_style"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{f}: expected {{\"answer_style\": one of {list(ANSWER_STYLES)}}}: {e}") from e
+    if style not in ANSWER_STYLES:
+        raise ValueError(f"{f}: answer_style: expected one of {list(ANSWER_STYLES)}, got {style!r}")
+    return style
 
 
 @dataclass
 class Generation:
-    text: str
+    text: str                 # the answer (for a quote-style model: what follows the quote)
     prompt_tokens: int
     completion_tokens: int
     seconds: float            # this item's share of its batch's wall time
+    raw: str = ""             # everything generated up to the newline or end of sequence
 
 
 def pick_device(device: str = "auto") -> str:
@@ -45,17 +75,26 @@ def load_causal_lm(name: str, device: str = "auto", trust_remote_code: bool = Fa
 
 
 class Generator:
-    """Greedy (or sampled) batched generation that stops at end of sequence or a newline."""
+    """Greedy (or sampled) batched generation that stops at end of sequence or a newline.
 
-    def __init__(self, model, tokenizer, max_new_tokens: int = 16, batch_size: int = 32):
+    A "quote"-style model gets QUOTE_EXTRA_TOKENS more to write its quote, and `text` is the
+    answer after it (the whole generation stays in `raw`)."""
+
+    def __init__(self, model, tokenizer, max_new_tokens: int = 16, batch_size: int = 32,
+                 answer_style: str = "value"):
+        if answer_style not in ANSWER_STYLES:
+            raise ValueError(f"unknown answer style {answer_style!r}; expected one of {ANSWER_STYLES}")
         self.model, self.tokenizer = model, tokenizer
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.answer_style = answer_style
 
     @classmethod
     def load(cls, name: str, **kwargs) -> "Generator":
         device = kwargs.pop("device", "auto")
         trust = kwargs.pop("trust_remote_code", False)
-        return cls(*load_causal_lm(name, device, trust), **kwargs)
+        path = resolve_model(name)
+        style = load_answer_style(path) if Path(path).is_dir() else "value"
+        return cls(*load_causal_lm(name, device, trust), answer_style=style, **kwargs)
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], temperature: float = 0.0,
@@ -73,7 +112,8 @@ class Generator:
             torch.manual_seed(seed)
         sampling = temperature > 0
         start = time.perf_counter()
-        ids = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=sampling,
+        budget = self.max_new_tokens + (QUOTE_EXTRA_TOKENS if self.answer_style == "quote" else 0)
+        ids = self.model.generate(**enc, max_new_tokens=budget, do_sample=sampling,
                                   temperature=temperature if sampling else None, top_p=None,
                                   top_k=None, pad_token_id=tok.pad_token_id,
                                   eos_token_id=tok.eos_token_id)
@@ -83,8 +123,9 @@ class Generator:
         for row, mask in zip(new, enc["attention_mask"]):
             ended = (row == tok.eos_token_id).nonzero()
             row = row[: int(ended[0])] if len(ended) else row
-            text = tok.decode(row, skip_special_tokens=True).split("\n")[0].strip()
-            results.append(Generation(text, int(mask.sum()), len(row), seconds))
+            raw = tok.decode(row, skip_special_tokens=True).split("\n")[0].strip()
+            text = read_answer(raw) if self.answer_style == "quote" else raw
+            results.append(Generation(text, int(mask.sum()), len(row), seconds, raw))
         return results
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.pocket.recipe import CHECKPOINT_DIR
+from bench.pocket.recipe import CHECKPOINT_DIR, checkpoint_hash
 
 POCKET = "pocket"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -69,3 +69,17 @@ def _from_hf_cache(name: str) -> str | None:
         return snapshot_download(name, local_files_only=True)
     except Exception:  # not cached (or not a valid repo id): fall through to the hub
         return None
+
+
+def model_identity(name: str) -> str:
+    """What the base model *is*, so a rebuilt or replaced model never reuses a stale adapter or
+    replays predictions it did not make."""
+    from bench.config import content_hash   # late: bench.config is above this module
+
+    if name == POCKET:
+        return f"pocket:{checkpoint_hash()}"
+    path = Path(resolve_model(name))
+    if path.is_dir():
+        sizes = sorted((f.name, f.stat().st_size) for f in path.iterdir() if f.is_file())
+        return f"{name}:{content_hash([(path / 'config.json').read_text(), sizes])}"
+    return name

@@ -19,7 +19,7 @@ from typing import Iterator
 from bench.data import names
 from bench.data.world import (ATTRIBUTES, ATTRIBUTE_BY_NAME, UNKNOWN, World, WorldSpec,
                               generate_world, render_question, render_statement)
-from bench.prompts import closed_book_prompt, completion, context_prompt
+from bench.prompts import closed_book_prompt, completion, context_prompt, quoted_completion
 
 Example = tuple[str, str]
 
@@ -35,14 +35,17 @@ def _question(rng: random.Random, attribute: str, name: str) -> str:
 
 
 def reading_example(rng: random.Random, max_k: int = 4, abstain_share: float = 0.15,
-                    same_attribute_share: float = 0.6, partition: int = 0) -> Example:
-    """A question, k passages as a retriever would return them, and the answer or UNKNOWN."""
+                    same_attribute_share: float = 0.6, partition: int = 0,
+                    answer_style: str = "value") -> Example:
+    """A question, k passages as a retriever would return them, and the answer or UNKNOWN
+    (written in `answer_style`, see bench.prompts.ANSWER_STYLES)."""
     k = rng.randint(1, max_k)
     attr = rng.choice(ATTRIBUTES)
     name = names.person_name(rng, partition)
     value = attr.sample(rng)
     abstain = rng.random() < abstain_share
-    passages = [] if abstain else [_statement(rng, attr.name, name, value)]
+    gold = None if abstain else _statement(rng, attr.name, name, value)
+    passages = [] if abstain else [gold]
     used_attrs = {attr.name}
     while len(passages) < k:
         if rng.random() < same_attribute_share:
@@ -55,7 +58,9 @@ def reading_example(rng: random.Random, max_k: int = 4, abstain_share: float = 0
             passages.append(_statement(rng, other_attr.name, name, other_attr.sample(rng)))
     rng.shuffle(passages)
     question = _question(rng, attr.name, name)
-    return context_prompt(question, passages), completion(UNKNOWN if abstain else value)
+    if abstain or answer_style == "value":
+        return context_prompt(question, passages), completion(UNKNOWN if abstain else value)
+    return context_prompt(question, passages), quoted_completion(gold, value, name)
 
 
 def reverse_example(rng: random.Random, max_k: int = 3, partition: int = 0) -> Example:
@@ -115,20 +120,21 @@ def background_qa_facts(world: World) -> tuple[list[tuple[str, str]], list[tuple
 
 
 def mixture(rng: random.Random, world: World, weights: dict[str, float],
-            max_k: int) -> Iterator[tuple[str, Example]]:
-    """An endless stream of (kind, example) drawn by weight; 'induction' yields None examples."""
+            max_k: int, answer_style: str = "value") -> Iterator[tuple[str, Example]]:
+    """An endless stream of (kind, example) drawn by weight; 'induction' yields None examples.
+    Context examples answer in `answer_style`."""
     kinds = list(weights)
     probs = [weights[k] for k in kinds]
     trained, _ = background_qa_facts(world)
     while True:
         kind = rng.choices(kinds, probs)[0]
         if kind == "reading":
-            yield kind, reading_example(rng, max_k=max_k)
+            yield kind, reading_example(rng, max_k=max_k, answer_style=answer_style)
         elif kind == "copy":
-            yield kind, reading_example(rng, max_k=1, abstain_share=0.0)
+            yield kind, reading_example(rng, max_k=1, abstain_share=0.0, answer_style=answer_style)
         elif kind == "binding":
             yield kind, reading_example(rng, max_k=max_k, abstain_share=0.0,
-                                        same_attribute_share=1.0)
+                                        same_attribute_share=1.0, answer_style=answer_style)
         elif kind == "reverse":
             yield kind, reverse_example(rng, max_k=max_k)
         elif kind == "biography":
@@ -157,7 +163,7 @@ def fingerprint(recipe, n: int = 300) -> str:
     # newer kinds only when a recipe uses them, so older recipes keep their hash
     kinds += [k for k in ("reverse",) if k in recipe.weights]
     for kind in kinds:
-        stream = mixture(rng, world, {kind: 1.0}, recipe.max_k)
+        stream = mixture(rng, world, {kind: 1.0}, recipe.max_k, recipe.answer_style)
         h.update(json.dumps([next(stream) for _ in range(n)]).encode())
     h.update(json.dumps(induction_example(random.Random(0), 1000)).encode())
     return h.hexdigest()

@@ -121,9 +121,10 @@ def probe_after_lora(gen: Generator, background: World, s: ProbeSettings,
     fresh_world = generate_world(WorldSpec(n_entities=s.world_entities), seed=s.seed + 20)
     heldout = _answerable(new_world, "test")
     before, n = _em(gen, closed_book_items(new_world, heldout, s.n_items, random.Random(s.seed)))
-    peft_model, stats = train_lora(gen.model, gen.tokenizer, lora_examples(new_world), s.lora,
-                                   replay=lambda r: data.reading_example(r, max_k=s.max_k),
-                                   progress=progress)
+    style = gen.answer_style     # replayed reading keeps the model's own way of answering
+    peft_model, stats = train_lora(
+        gen.model, gen.tokenizer, lora_examples(new_world), s.lora, progress=progress,
+        replay=lambda r: data.reading_example(r, max_k=s.max_k, answer_style=style))
     gen.model = peft_model
     try:
         after, _ = _em(gen, closed_book_items(new_world, heldout, s.n_items, random.Random(s.seed)))

@@ -32,7 +32,7 @@ class PocketRecipe:
     heads: int = 6
     intermediate: int = 512
     max_positions: int = 512
-    steps: int = 3000
+    steps: int = 9000
     warmup_steps: int = 200          # learning-rate warm-up
     curriculum_steps: int = 300      # first steps: copying from one passage only
     batch_size: int = 32
@@ -41,13 +41,25 @@ class PocketRecipe:
     # "copy": one passage; "binding": every distractor is another person with the same
     # attribute (the hard case); "reading": a retriever-like mix, 15% without the answer
     weights: dict = field(default_factory=lambda: {
-        "reading": 0.3, "copy": 0.05, "binding": 0.1, "biography": 0.28, "closed_book": 0.27})
+        "reading": 0.35, "copy": 0.05, "binding": 0.3, "biography": 0.15, "closed_book": 0.15})
     curriculum_weights: dict = field(default_factory=lambda: {"copy": 1.0})
     threads: int = 2
     eval_every: int = 250
+    # how context examples answer (bench.prompts.ANSWER_STYLES); saved with the checkpoint so
+    # the generator knows to read the value after the quote
+    answer_style: str = "quote"
+
+    def __post_init__(self):
+        from bench.prompts import ANSWER_STYLES
+
+        if self.answer_style not in ANSWER_STYLES:
+            raise ValueError(f"answer_style: expected one of {list(ANSWER_STYLES)}, got {self.answer_style!r}")
 
     def to_json(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if self.answer_style == "value":   # recipes from before the field keep their hash
+            del out["answer_style"]
+        return out
 
     def hash(self) -> str:
         from bench.pocket.data import fingerprint  # late: data imports the world generator

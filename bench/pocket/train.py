@@ -14,6 +14,7 @@ import torch
 from tqdm import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
 
+from bench.models.generator import save_answer_style
 from bench.pocket import data
 from bench.pocket.recipe import RECIPE_FILE, PocketRecipe
 from bench.pocket.tokenizer import train_tokenizer
@@ -108,15 +109,18 @@ def build_pocket(recipe: PocketRecipe, out_dir: Path | str, progress: bool = Tru
 
     sample_rng = random.Random(recipe.seed + 1)
     corpus = [p.text for p in world.passages()]
-    corpus += [" ".join(data.reading_example(sample_rng, recipe.max_k)) for _ in range(3000)]
+    style = recipe.answer_style
+    corpus += [" ".join(data.reading_example(sample_rng, recipe.max_k, answer_style=style))
+               for _ in range(3000)]
     tokenizer = train_tokenizer(corpus, recipe.vocab_size)
     model = LlamaForCausalLM(model_config(recipe, tokenizer))
 
     held_rng = random.Random(recipe.seed + 2)
     monitor = {
         "binding_k3": [data.reading_example(held_rng, max_k=3, abstain_share=0.0,
-                                            same_attribute_share=1.0) for _ in range(96)],
-        "reading_k4": [data.reading_example(held_rng, max_k=4) for _ in range(96)],
+                                            same_attribute_share=1.0, answer_style=style)
+                       for _ in range(96)],
+        "reading_k4": [data.reading_example(held_rng, max_k=4, answer_style=style) for _ in range(96)],
         "recall": [data.closed_book_example(held_rng, world, e, a)
                    for e, a in _sample(held_rng, data.background_qa_facts(world)[0], 96)],
     }
@@ -130,9 +134,10 @@ def build_pocket(recipe: PocketRecipe, out_dir: Path | str, progress: bool = Tru
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    early = batches(rng, tokenizer, data.mixture(rng, world, recipe.curriculum_weights, recipe.max_k),
+    early = batches(rng, tokenizer,
+                    data.mixture(rng, world, recipe.curriculum_weights, recipe.max_k, style),
                     recipe.batch_size)
-    main = batches(rng, tokenizer, data.mixture(rng, world, recipe.weights, recipe.max_k),
+    main = batches(rng, tokenizer, data.mixture(rng, world, recipe.weights, recipe.max_k, style),
                    recipe.batch_size)
     log, tokens, start = [], 0, time.perf_counter()
     bar = tqdm(range(recipe.steps), desc="pocket model", disable=not progress)
@@ -155,23 +160,24 @@ def build_pocket(recipe: PocketRecipe, out_dir: Path | str, progress: bool = Tru
             bar.write(json.dumps(row))
             # a snapshot to inspect while training goes on; never mistaken for the real thing
             _save(model, tokenizer, {"hash": None, "log": log},
-                  out_dir.with_name(out_dir.name + ".partial"))
+                  out_dir.with_name(out_dir.name + ".partial"), style)
 
     summary = {"hash": recipe_hash, "recipe": recipe.to_json(), "log": log,
                "train_seconds": round(time.perf_counter() - start, 1), "tokens": tokens,
                "parameters": sum(p.numel() for p in model.parameters()),
                "torch": torch.__version__}
-    _save(model, tokenizer, summary, out_dir)
+    _save(model, tokenizer, summary, out_dir, style)
     shutil.rmtree(out_dir.with_name(out_dir.name + ".partial"), ignore_errors=True)
     return summary
 
 
-def _save(model, tokenizer, summary: dict, out_dir: Path) -> None:
+def _save(model, tokenizer, summary: dict, out_dir: Path, answer_style: str) -> None:
     """Write next to the target and rename: a killed build never leaves a half checkpoint."""
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     (tmp / RECIPE_FILE).write_text(json.dumps(summary, indent=1))
+    save_answer_style(tmp, answer_style)
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)

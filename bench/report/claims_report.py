@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.report.claims import VERDICTS, Claim, not_run
+from bench.report.claims import VERDICTS, Claim, not_run, read_manifest
 
 # the claims of DESIGN.md, in its order: (topic, claim as the articles state it, experiment)
 TOPICS = (
@@ -62,6 +62,24 @@ class Section:
     experiment: str
     claims: list[Claim] = field(default_factory=list)
     plots: list[Path] = field(default_factory=list)
+    stale: str | None = None     # why its results may not describe the current pocket model
+
+
+def staleness(folder: Path) -> str | None:
+    """Set when the saved results came from another pocket checkpoint than the current one
+    (or from before manifests recorded it), for experiments that ran on the pocket model."""
+    from bench.pocket.recipe import checkpoint_hash
+
+    manifest = read_manifest(folder)
+    config = manifest.get("config") or {}
+    model = config.get("model") or (config.get("experiment") or {}).get("model") or {}
+    if model.get("name", "pocket") != "pocket":
+        return None
+    made, current = manifest.get("pocket_checkpoint"), checkpoint_hash()
+    if made == current:
+        return None
+    return (f"made with pocket checkpoint {made or 'unrecorded (manifest older than the record)'}, "
+            f"not the current {current}: rerun to refresh")
 
 
 def experiments() -> list[str]:
@@ -90,7 +108,7 @@ def gather(results: Path) -> list[Section]:
     for experiment in experiments():
         folder = results_folder(results, experiment)
         module = claims_module(experiment) if folder.is_dir() else None
-        section = Section(experiment)
+        section = Section(experiment, stale=staleness(folder) if folder.is_dir() else None)
         if module is not None and hasattr(module, "claims"):
             try:
                 section.claims = list(module.claims(folder))
@@ -139,7 +157,7 @@ def markdown(rows, sections: list[Section], results: Path, out: Path) -> str:
         return f"[{folder.name}]({rel(report)})" if report.exists() else experiment
 
     lines = ["# Claims report: what the articles say, what this bench measured", "",
-             INTRO, "", f"**{tally(rows)}.**", "",
+             INTRO, "", f"**{tally(rows)}.**", "", *stale_note(sections),
              "| topic | claim | experiment | measured (95% CI) | verdict |", "|---|---|---|---|---|"]
     lines += [f"| {topic} | {_cell(c.text)} | {link(c.experiment)} | {_cell(c.measured)} | "
               f"**{c.verdict}** |" for topic, c in rows]
@@ -148,12 +166,22 @@ def markdown(rows, sections: list[Section], results: Path, out: Path) -> str:
         if not section.claims:
             lines.append(f"Not run: no saved results in `{section.experiment}/` (`make {section.experiment}`).")
             continue
+        if section.stale:
+            lines += [f"**Stale:** {section.stale} (`make {section.experiment}`).", ""]
         lines += [f"Details: {link(section.experiment)}.", "",
                   "| claim | measured | verdict | rule |", "|---|---|---|---|"]
         lines += [f"| {_cell(c.text)} | {_cell(c.measured)} | **{c.verdict}** | {_cell(c.rule)} |"
                   for c in section.claims]
         lines += [f"\n![{p.stem}]({rel(p)})" for p in section.plots]
     return "\n".join(lines) + "\n"
+
+
+def stale_note(sections: list[Section]) -> list[str]:
+    stale = [s.experiment for s in sections if s.stale and s.claims]
+    if not stale:
+        return []
+    return [f"**Made with an older pocket model, to be rerun:** {', '.join(stale)}. Their verdicts "
+            "describe that model, not the current one.", ""]
 
 
 def _verdict_html(verdict: str) -> str:
@@ -171,6 +199,7 @@ def to_html(rows, sections: list[Section]) -> str:
              f"<style>{CSS}</style></head><body>",
              "<h1>Claims report: what the articles say, what this bench measured</h1>",
              f"<p>{e(INTRO)}</p><p><b>{e(tally(rows))}.</b></p>",
+             *[f"<p>{e(line)}</p>" for line in stale_note(sections)[:1]],
              "<table><tr><th>topic</th><th>claim</th><th>experiment</th><th>measured (95% CI)</th>"
              "<th>verdict</th></tr>"]
     parts += [f"<tr><td>{e(t)}</td><td>{e(c.text)}</td><td><a href='#{e(c.experiment)}'>{e(c.experiment)}</a></td>"
@@ -181,6 +210,8 @@ def to_html(rows, sections: list[Section]) -> str:
         if not section.claims:
             parts.append(f"<p>Not run: no saved results (run <code>make {e(section.experiment)}</code>).</p>")
             continue
+        if section.stale:
+            parts.append(f"<p><b>Stale:</b> {e(section.stale)}.</p>")
         parts.append("<table><tr><th>claim</th><th>measured</th><th>verdict</th><th>rule</th></tr>")
         parts += [f"<tr><td>{e(c.text)}</td><td>{e(c.measured)}</td>{_verdict_html(c.verdict)}"
                   f"<td>{e(c.rule)}</td></tr>" for c in section.claims]

@@ -44,9 +44,11 @@ def hardware() -> dict:
 def write_manifest(path: Path, name: str, config: dict, source: str, timings: dict,
                    extra: dict | None = None) -> None:
     from bench.config import content_hash
+    from bench.pocket.recipe import checkpoint_hash
 
+    # which pocket checkpoint was current: every experiment's default model
     doc = {"experiment": name, "config_hash": content_hash(config), "config_file": source,
-           "config": config, "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "config": config, "pocket_checkpoint": checkpoint_hash(), "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "versions": versions(), "hardware": hardware(), "timings_seconds": timings, **(extra or {})}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=1, default=str))

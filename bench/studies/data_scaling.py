@@ -190,11 +190,12 @@ def answer_cell(arm_cfg, settings, dataset, seed, items, cfg, out, cache_dir, pr
     from bench.arms.base import ArmEnv
     from bench.arms.registry import get_arm_class
     from bench.predictions import PredictionLog
+    from bench.models.resolve import model_identity
     from bench.runner import ANSWER_CODE_VERSION
 
     key = content_hash({"code": ANSWER_CODE_VERSION, "kind": arm_cfg.arm, "settings": key_dict(settings),
                         "seed": seed, "model": key_dict(cfg.model), "data": key_dict(cfg.data),
-                        "view": dataset.name}, n=12)
+                        "view": dataset.name, "model_identity": model_identity(cfg.model.name)}, n=12)
     log = PredictionLog(out / "predictions" / f"{arm_cfg.name}{tag}-s{seed}-{key}.jsonl")
     stats_path = log.path.with_suffix(".prepare.json")
     done = log.done_ids()

@@ -154,7 +154,7 @@ def continue_update(generator, training, v: Versions, settings: ContinueSettings
 
     from bench.arms.adapter import training_examples
 
-    examples, replay = training_examples(training, delta_dataset(v), v.seed)
+    examples, replay = training_examples(training, delta_dataset(v), v.seed, generator.answer_style)
     key = content_hash({"v1_adapter": v1_key, "examples": examples, "replay": replay,
                         "settings": vars(settings), "seed": v.seed})
     folder = Path(cache_dir) / "adapters" / f"continue-{key}"

@@ -135,8 +135,9 @@ def verdicts(table: pd.DataFrame, kinds: dict[str, str]) -> list[Claim]:
     r, c = one[one["arm"] == rag], one[one["arm"] == base]
     measured = (f"{text[(rag, base)]} per query{n}, of which query embedding + vector search "
                 f"{(r['t_embed'].mean() + r['t_search'].mean()) * 1000:.1f} ms (search alone "
-                f"{r['t_search'].mean() * 1000:.2f} ms), the rest the longer prompt "
-                f"({r['prompt_tokens'].mean():.0f} vs {c['prompt_tokens'].mean():.0f} tokens)")
+                f"{r['t_search'].mean() * 1000:.2f} ms), the rest generation: a longer prompt "
+                f"({r['prompt_tokens'].mean():.0f} vs {c['prompt_tokens'].mean():.0f} tokens) and answer "
+                f"({r['completion_tokens'].mean():.1f} vs {c['completion_tokens'].mean():.1f} tokens)")
     _, lo, hi, _ = diffs[(rag, base)]
     return out + [Claim("latency.quoted", QUOTED_TEXT, "latency", measured,
                         range_verdict(lo, hi, *QUOTED_MS), rule)]

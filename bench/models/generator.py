@@ -92,9 +92,9 @@ class Generator:
     def load(cls, name: str, **kwargs) -> "Generator":
         device = kwargs.pop("device", "auto")
         trust = kwargs.pop("trust_remote_code", False)
-        path = resolve_model(name)
+        path = resolve_model(name)        # resolved once: a local path resolves to itself
         style = load_answer_style(path) if Path(path).is_dir() else "value"
-        return cls(*load_causal_lm(name, device, trust), answer_style=style, **kwargs)
+        return cls(*load_causal_lm(path, device, trust), answer_style=style, **kwargs)
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], temperature: float = 0.0,

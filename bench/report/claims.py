@@ -98,11 +98,18 @@ def read_manifest(results_dir: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def experiment_config(results_dir: Path) -> dict:
+    """The experiment config saved in manifest.json: either the whole config or, for studies,
+    its {"experiment": ...} part."""
+    config = read_manifest(results_dir).get("config") or {}
+    return config.get("experiment") or config
+
+
 def arm_names(results_dir: Path) -> dict[str, str]:
     """{arm kind: arm name} from the config saved in manifest.json (first arm of each kind);
     the config is either the experiment itself or {"experiment": ..., "study": ...}."""
-    config = read_manifest(results_dir).get("config") or {}
-    arms = config.get("arms") or (config.get("experiment") or {}).get("arms") or []
+    config = experiment_config(results_dir)
+    arms = config.get("arms") or []
     names: dict[str, str] = {}
     for arm in arms:
         names.setdefault(arm["arm"], arm["name"])

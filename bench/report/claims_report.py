@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.report.claims import VERDICTS, Claim, not_run, read_manifest
+from bench.report.claims import VERDICTS, Claim, experiment_config, not_run, read_manifest
 
 # the claims of DESIGN.md, in its order: (topic, claim as the articles state it, experiment)
 TOPICS = (
@@ -71,9 +71,7 @@ def staleness(folder: Path) -> str | None:
     from bench.pocket.recipe import checkpoint_hash
 
     manifest = read_manifest(folder)
-    config = manifest.get("config") or {}
-    model = config.get("model") or (config.get("experiment") or {}).get("model") or {}
-    if model.get("name", "pocket") != "pocket":
+    if (experiment_config(folder).get("model") or {}).get("name", "pocket") != "pocket":
         return None
     made, current = manifest.get("pocket_checkpoint"), checkpoint_hash()
     if made == current:
@@ -199,7 +197,7 @@ def to_html(rows, sections: list[Section]) -> str:
              f"<style>{CSS}</style></head><body>",
              "<h1>Claims report: what the articles say, what this bench measured</h1>",
              f"<p>{e(INTRO)}</p><p><b>{e(tally(rows))}.</b></p>",
-             *[f"<p>{e(line)}</p>" for line in stale_note(sections)[:1]],
+             *[f"<p>{e(line.replace('**', ''))}</p>" for line in stale_note(sections)[:1]],
              "<table><tr><th>topic</th><th>claim</th><th>experiment</th><th>measured (95% CI)</th>"
              "<th>verdict</th></tr>"]
     parts += [f"<tr><td>{e(t)}</td><td>{e(c.text)}</td><td><a href='#{e(c.experiment)}'>{e(c.experiment)}</a></td>"

@@ -245,7 +245,9 @@ def test_results_from_another_pocket_checkpoint_are_flagged_stale(tmp_path, monk
         return tmp_path / name
 
     assert staleness(folder("current", {"pocket_checkpoint": "now", "config": {}})) is None
-    assert "checkpoint old, not the current now" in staleness(folder("old", {"pocket_checkpoint": "old"}))
+    old = staleness(folder("old", {"pocket_checkpoint": "old"}))
+    assert "checkpoint old, not the current now" in old
+    assert "(`make old`)" in old      # the target that refreshes the folder read (scale-100k, not scale)
     assert "unrecorded" in staleness(folder("older", {"config": {"experiment": {"model": {"name": "pocket"}}}}))
     # an experiment on another model is never stale for the pocket model's sake
     assert staleness(folder("hf", {"config": {"model": {"name": "gpt2"}}})) is None

@@ -88,7 +88,8 @@ def test_probes_and_lora_run_on_the_micro_model(micro_pocket):
     metrics = {(p, m): v for p, m, v, n in rows}
     for key in [("reading", "em_k1to3"), ("recall", "em_trained_questions"),
                 ("abstention", "unknown_rate_answer_absent"),
-                ("after_lora", "closed_book_em_new_facts_after"), ("after_lora", "reading_em_k1to3")]:
+                ("after_lora", "closed_book_em_new_facts_after"), ("after_lora", "reading_em_k1to3"),
+                ("after_lora", "closed_book_em_trained_new_questions")]:
         assert 0.0 <= metrics[key] <= 1.0, key
     assert metrics[("after_lora", "lora_trainable_parameters")] > 0
     # the adapter is removed afterwards: the base weights are untouched

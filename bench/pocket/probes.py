@@ -4,7 +4,8 @@
   same attribute of other people (what a retriever returns for "When was X born?");
 - recall: closed-book answers about the background world it was pretrained on;
 - abstention: say "unknown" when the passages lack the answer;
-- after LoRA on a new world: closed-book on that world's held-out questions, reading, and
+- after LoRA on a new world: closed-book on that world's held-out questions (and, as a check of
+  memorisation, on the questions the adapter trained on), reading, and
   how much background recall is left (forgetting).
 Each probe returns rows (probe, metric, value, n); nothing here is a hard-coded number.
 """
@@ -128,8 +129,13 @@ def probe_after_lora(gen: Generator, background: World, s: ProbeSettings,
     gen.model = peft_model
     try:
         after, _ = _em(gen, closed_book_items(new_world, heldout, s.n_items, random.Random(s.seed)))
+        # the facts whose questions the adapter trained on: tells "did not memorise" apart from
+        # "memorised the QA pairs but cannot answer what it only read in documents"
+        trained, n_trained = _em(gen, closed_book_items(new_world, _answerable(new_world, "train"),
+                                                        s.n_items, random.Random(s.seed)))
         rows = [("after_lora", "closed_book_em_new_facts_before", before, n),
-                ("after_lora", "closed_book_em_new_facts_after", after, n)]
+                ("after_lora", "closed_book_em_new_facts_after", after, n),
+                ("after_lora", "closed_book_em_trained_new_questions", trained, n_trained)]
         reading = {m: (v, c) for _, m, v, c in probe_reading(gen, fresh_world, s)}
         rows.append(("after_lora", "reading_em_k1to3", *reading["em_k1to3"]))
         rows += [("after_lora", "background_" + m, v, c)

@@ -77,7 +77,7 @@ def staleness(folder: Path) -> str | None:
     if made == current:
         return None
     return (f"made with pocket checkpoint {made or 'unrecorded (manifest older than the record)'}, "
-            f"not the current {current}: rerun to refresh")
+            f"not the current {current}: rerun to refresh (`make {folder.name}`)")
 
 
 def experiments() -> list[str]:
@@ -165,7 +165,7 @@ def markdown(rows, sections: list[Section], results: Path, out: Path) -> str:
             lines.append(f"Not run: no saved results in `{section.experiment}/` (`make {section.experiment}`).")
             continue
         if section.stale:
-            lines += [f"**Stale:** {section.stale} (`make {section.experiment}`).", ""]
+            lines += [f"**Stale:** {section.stale}.", ""]
         lines += [f"Details: {link(section.experiment)}.", "",
                   "| claim | measured | verdict | rule |", "|---|---|---|---|"]
         lines += [f"| {_cell(c.text)} | {_cell(c.measured)} | **{c.verdict}** | {_cell(c.rule)} |"
@@ -209,7 +209,7 @@ def to_html(rows, sections: list[Section]) -> str:
             parts.append(f"<p>Not run: no saved results (run <code>make {e(section.experiment)}</code>).</p>")
             continue
         if section.stale:
-            parts.append(f"<p><b>Stale:</b> {e(section.stale)}.</p>")
+            parts.append(f"<p><b>Stale:</b> {e(section.stale.replace('`', ''))}.</p>")
         parts.append("<table><tr><th>claim</th><th>measured</th><th>verdict</th><th>rule</th></tr>")
         parts += [f"<tr><td>{e(c.text)}</td><td>{e(c.measured)}</td>{_verdict_html(c.verdict)}"
                   f"<td>{e(c.rule)}</td></tr>" for c in section.claims]

@@ -115,3 +115,33 @@ def test_lora_trains_only_a_small_share_and_changes_outputs(micro_pocket):
     with torch.no_grad():
         tuned = peft_model(**enc).logits
     assert not torch.allclose(base_logits, tuned)
+
+
+def test_lora_examples_rerender_biographies_and_keep_test_questions_out():
+    world = generate_world(WorldSpec(n_entities=6), 3)
+    examples = lora_examples(world, renderings=4)
+    bios = [text for prompt, text in examples if not prompt]
+    assert len(bios) == 4 * len(world.entities)
+    for i, entity in enumerate(world.entities):   # person by person, `renderings` each
+        facts = [v for (e, _), v in world.facts.items() if e == entity]
+        for bio in bios[4 * i:4 * (i + 1)]:
+            assert entity in bio and all(v in bio for v in facts)
+        assert len(set(bios[4 * i:4 * (i + 1)])) > 1   # varied wording or order
+    prompts = {p for p, _ in examples if p}
+    assert prompts
+    for q in world.qa():
+        if q.split == "test":
+            assert all(question not in p for p in prompts for question in [q.question, *q.paraphrases])
+
+
+def test_rehearsal_mixes_reading_with_background_facts():
+    background = data.background_world(micro_recipe())
+    trained, held = data.background_qa_facts(background)
+    rng = random.Random(0)
+    examples = [data.rehearsal_example(rng, background, trained, 3, "quote") for _ in range(400)]
+    reading = [e for e in examples if e[0].startswith("Context:")]
+    bios = [e for e in examples if not e[0]]
+    closed = [e for e in examples if e[0] and e not in reading]
+    assert 150 < len(reading) < 250 and 60 < len(bios) < 140 and 60 < len(closed) < 140
+    held_values = {background.facts[f] for f in held} - {background.facts[f] for f in trained}
+    assert not any(t.strip() in held_values for _, t in closed)   # never a held-out fact

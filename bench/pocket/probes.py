@@ -6,7 +6,10 @@
 - abstention: say "unknown" when the passages lack the answer;
 - after LoRA on a new world: closed-book on that world's held-out questions (and, as a check of
   memorisation, on the questions the adapter trained on), reading, and
-  how much background recall is left (forgetting).
+  how much background recall is left (forgetting). The adapter learns the new world the way
+  the model learnt its background one (fresh renderings of each biography, with rehearsal of
+  reading and of background facts): trained on the documents as written it memorised the
+  training questions and could answer none of the others (scripts/pocket_prototypes/README.md).
 Each probe returns rows (probe, metric, value, n); nothing here is a hard-coded number.
 """
 
@@ -29,7 +32,11 @@ class ProbeSettings:
     max_k: int = 3
     world_entities: int = 80    # size of the never-seen world used for reading and LoRA
     seed: int = 1234
-    lora: LoraSettings = LoraSettings()
+    # longer and wider than the arms' adapter (200 steps, r = 16): extraction of document-only
+    # facts needs it (prototypes, after_lora_mix.py: 19% at 400 steps r = 16, 49% at 1,000 steps
+    # r = 16, 55% at 1,000 steps r = 32), while reading and background recall held
+    lora: LoraSettings = LoraSettings(steps=1000, rank=32, alpha=64)
+    renderings: int = 20        # fresh renderings of each new person's biography
 
 
 def _passage_texts(world: World) -> dict[tuple[str, str], list[str]]:
@@ -104,12 +111,15 @@ def probe_recall(gen: Generator, background: World, s: ProbeSettings) -> list[tu
     return rows
 
 
-def lora_examples(world: World) -> list[tuple[str, str]]:
-    """The test world's documents (as plain text) and its training questions, every paraphrase."""
-    docs: dict[str, list[str]] = {}
-    for p in world.passages():
-        docs.setdefault(p.doc_id, []).append(p.text)
-    examples = [("", " ".join(sentences)) for sentences in docs.values()]
+def lora_examples(world: World, renderings: int = 20, seed: int = 0) -> list[tuple[str, str]]:
+    """Every person's biography `renderings` times, each with its own templates and sentence order
+    (the pretraining `biography` stream), and the world's training questions, every paraphrase.
+
+    Why re-rendered and not the documents as written: knowledge read in one wording is stored
+    as that wording; only varied renderings make it answerable to a question (Allen-Zhu & Li,
+    "Physics of LMs 3.1"), and the pocket model's own background world was learnt that way."""
+    rng = random.Random(seed)
+    examples = [data.biography(rng, world, e) for e in world.entities for _ in range(renderings)]
     for q in _answerable(world, "train"):
         for question in [q.question, *q.paraphrases]:
             examples.append((closed_book_prompt(question), completion(q.answers[0])))
@@ -123,9 +133,10 @@ def probe_after_lora(gen: Generator, background: World, s: ProbeSettings,
     heldout = _answerable(new_world, "test")
     before, n = _em(gen, closed_book_items(new_world, heldout, s.n_items, random.Random(s.seed)))
     style = gen.answer_style     # replayed reading keeps the model's own way of answering
+    trained_background, _ = data.background_qa_facts(background)
     peft_model, stats = train_lora(
-        gen.model, gen.tokenizer, lora_examples(new_world), s.lora, progress=progress,
-        replay=lambda r: data.reading_example(r, max_k=s.max_k, answer_style=style))
+        gen.model, gen.tokenizer, lora_examples(new_world, s.renderings), s.lora, progress=progress,
+        replay=lambda r: data.rehearsal_example(r, background, trained_background, s.max_k, style))
     gen.model = peft_model
     try:
         after, _ = _em(gen, closed_book_items(new_world, heldout, s.n_items, random.Random(s.seed)))

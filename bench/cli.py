@@ -84,7 +84,7 @@ def cmd_probes(args) -> int:
     manifest = {"model": args.model, "recipe_hash": checkpoint_hash(),
                 "settings": {"n_items": settings.n_items, "max_k": settings.max_k,
                              "world_entities": settings.world_entities, "seed": settings.seed,
-                             "lora": settings.lora.to_json()},
+                             "renderings": settings.renderings, "lora": settings.lora.to_json()},
                 "seconds": round(time.perf_counter() - start, 1), "hardware": hardware(),
                 "versions": versions()}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))

@@ -12,7 +12,6 @@ reading only (`reading`).
 
     after_lora_mix.py qa|noqa STEPS RANK COPIES [mixed|reading] [LR]
 """
-import random
 import sys
 from pathlib import Path
 

@@ -18,11 +18,38 @@ def test_micro_build_saves_a_loadable_checkpoint(micro_pocket):
     assert checkpoint_is_current(micro_recipe(), path)
     assert not checkpoint_is_current(dataclasses.replace(micro_recipe(), steps=31), path)
     assert (path / "model.safetensors").exists() and (path / "tokenizer.json").exists()
-    assert [row["step"] for row in summary["log"]] == [15, 30]
+    assert [row["step"] for row in summary["log"]] == [15, 30, 40]   # stage 2 counts on from 30
     gen = Generator.load(str(path), max_new_tokens=4)
     assert gen.answer_style == micro_recipe().answer_style == "quote"   # saved with the weights
     assert len(gen.generate(["Question: When was Tavo Selin born?\nAnswer:"])) == 1
     assert not path.with_name(path.name + ".partial").exists()
+
+
+def test_second_stage_restarts_from_the_kept_first_stage(micro_pocket, tmp_path):
+    from safetensors.torch import load_file
+
+    from bench.pocket.train import build_pocket
+
+    path, summary = micro_pocket
+    first = path.with_name(path.name + ".stage1")
+    assert summary["stage1_hash"] == micro_recipe().first_stage().hash() != summary["hash"]
+    assert checkpoint_is_current(micro_recipe().first_stage(), first)
+    before, after = load_file(first / "model.safetensors"), load_file(path / "model.safetensors")
+    assert any(not (before[k] == after[k]).all() for k in before)   # stage 2 trained on
+    # a rebuild reuses the first stage: same stage-1 log and seconds, only stage 2 runs again
+    stamp = (first / "model.safetensors").stat().st_mtime_ns
+    again = build_pocket(micro_recipe(), path, progress=False)
+    assert (first / "model.safetensors").stat().st_mtime_ns == stamp
+    assert again["stage_seconds"][0] == summary["stage_seconds"][0]
+    assert again["log"][:2] == summary["log"][:2]
+
+
+def test_one_stage_recipes_keep_their_hash():
+    one = dataclasses.replace(micro_recipe(), stage2_steps=0)
+    assert "stage2_lr" not in one.to_json() and "stage2_lr" in micro_recipe().to_json()
+    # the knobs of an absent stage do not matter; those of a present one do
+    assert one.hash() == dataclasses.replace(one, stage2_lr=0.1).hash()
+    assert micro_recipe().hash() != dataclasses.replace(micro_recipe(), stage2_lr=0.1).hash()
 
 
 def test_recipe_hash_follows_the_training_data():

@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 test: setup
 	$(PY) -m pytest -q tests
 
-## pocket-model: rebuild the committed pocket model from its recipe (about 95 minutes on 2 cores)
+## pocket-model: rebuild the committed pocket model from its recipe (95-100 minutes on 2 cores)
 pocket-model: setup
 	$(PY) -m bench pocket-model --force
 

@@ -36,6 +36,9 @@ def test_second_stage_restarts_from_the_kept_first_stage(micro_pocket, tmp_path)
     assert checkpoint_is_current(micro_recipe().first_stage(), first)
     before, after = load_file(first / "model.safetensors"), load_file(path / "model.safetensors")
     assert any(not (before[k] == after[k]).all() for k in before)   # stage 2 trained on
+    # stage 2 keeps the first stage's tokenizer byte for byte, however it was reloaded
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        assert (first / name).read_bytes() == (path / name).read_bytes(), name
     # a rebuild reuses the first stage: same stage-1 log and seconds, only stage 2 runs again
     stamp = (first / "model.safetensors").stat().st_mtime_ns
     again = build_pocket(micro_recipe(), path, progress=False)

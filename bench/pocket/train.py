@@ -227,6 +227,10 @@ def _save(model, tokenizer, summary: dict, out_dir: Path, answer_style: str) -> 
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
+    # a reloaded tokenizer carries how it was loaded (from a folder, under HF_HUB_OFFLINE or not)
+    # into its saved config: the files must not depend on how the build was run
+    for key in ("is_local", "local_files_only"):
+        tokenizer.init_kwargs.pop(key, None)
     tokenizer.save_pretrained(tmp)
     (tmp / RECIPE_FILE).write_text(json.dumps(summary, indent=1))
     save_answer_style(tmp, answer_style)

@@ -8,7 +8,7 @@ exactly what the old one did until training moves them. Then STEPS steps on the 
 (or WEIGHTS_JSON) under the build's warm-up and cosine schedule, the build's monitor, and the
 reading, recall and abstention probes of `make probes` on the result.
 """
-import dataclasses, json, random, sys, time
+import json, random, sys
 from pathlib import Path
 
 import torch
@@ -35,14 +35,14 @@ def grow(model: LlamaForCausalLM, layers: int) -> LlamaForCausalLM:
     config.num_hidden_layers = layers
     grown = LlamaForCausalLM(config)
     state = model.state_dict()
-    new = {k: v for k, v in state.items() if not k.startswith("model.layers.")}
+    weights = {k: v for k, v in state.items() if not k.startswith("model.layers.")}
     for j, (i, copy) in enumerate(src):
         for k, v in state.items():
             if k.startswith(f"model.layers.{i}."):
                 name = k.replace(f"model.layers.{i}.", f"model.layers.{j}.", 1)
                 zero = copy and (k.endswith("o_proj.weight") or k.endswith("down_proj.weight"))
-                new[name] = torch.zeros_like(v) if zero else v.clone()
-    grown.load_state_dict(new)
+                weights[name] = torch.zeros_like(v) if zero else v.clone()
+    grown.load_state_dict(weights)
     print("layers from", [f"{i}{'*' if c else ''}" for i, c in src], flush=True)
     return grown
 

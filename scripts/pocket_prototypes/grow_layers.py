@@ -8,19 +8,16 @@ exactly what the old one did until training moves them. Then STEPS steps on the 
 (or WEIGHTS_JSON) under the build's warm-up and cosine schedule, the build's monitor, and the
 reading, recall and abstention probes of `make probes` on the result.
 """
-import json, random, sys
+import json, sys
 from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, LlamaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from bench.data.world import WorldSpec, generate_world  # noqa: E402
-from bench.models.generator import Generator  # noqa: E402
-from bench.pocket import data  # noqa: E402
-from bench.pocket.probes import ProbeSettings, probe_abstention, probe_reading, probe_recall  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench.pocket.recipe import CHECKPOINT_DIR, PocketRecipe  # noqa: E402
-from bench.pocket.train import _finish, _monitor, _train, batches  # noqa: E402
+from third_stage import train_and_probe  # noqa: E402  (the same training and probes)
 
 
 def grow(model: LlamaForCausalLM, layers: int) -> LlamaForCausalLM:
@@ -62,14 +59,4 @@ if __name__ == "__main__":
     print(f"grown to {layers} layers, {sum(p.numel() for p in model.parameters()):,} parameters; "
           f"largest logit change before training {gap:.2e}", flush=True)
     del base
-    rng = random.Random(5)
-    world = data.background_world(recipe)
-    stream = batches(rng, tok, data.mixture(rng, world, weights, max_k, recipe.answer_style), recipe.batch_size)
-    log, seconds, tokens = _train(model, tok, recipe, steps, lr, 50, lambda step: stream,
-                                  _monitor(recipe, world), out, True, first_step=recipe.steps + recipe.stage2_steps)
-    _finish(model, tok, {"hash": None, "log": log, "train_seconds": seconds, "tokens": tokens}, out, recipe.answer_style)
-    st = ProbeSettings()
-    gen = Generator.load(str(out), batch_size=64)
-    unseen = generate_world(WorldSpec(n_entities=st.world_entities), seed=st.seed)
-    for row in probe_reading(gen, unseen, st) + probe_recall(gen, world, st) + probe_abstention(gen, unseen, st):
-        print(row, flush=True)
+    train_and_probe(model, tok, out, steps, lr, weights, max_k, 5)

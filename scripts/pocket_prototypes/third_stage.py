@@ -4,7 +4,7 @@ own, then the reading, recall and abstention probes of `make probes` on the resu
 
     third_stage.py OUT_DIR STEPS LR WEIGHTS_JSON MAX_K
 """
-import json, random, sys, time
+import json, random, sys
 from pathlib import Path
 
 import torch
@@ -18,22 +18,30 @@ from bench.pocket.probes import ProbeSettings, probe_abstention, probe_reading, 
 from bench.pocket.recipe import CHECKPOINT_DIR, PocketRecipe  # noqa: E402
 from bench.pocket.train import _finish, _monitor, _train, batches  # noqa: E402
 
-out, steps, lr = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-weights, max_k = json.loads(sys.argv[4]), int(sys.argv[5])
-recipe = PocketRecipe()
-torch.manual_seed(recipe.seed + 4)          # the second stage used seed + 3
-torch.set_num_threads(recipe.threads)
-rng = random.Random(recipe.seed + 4)
-world = data.background_world(recipe)
-tok = AutoTokenizer.from_pretrained(CHECKPOINT_DIR)
-model = LlamaForCausalLM.from_pretrained(CHECKPOINT_DIR)
-stream = batches(rng, tok, data.mixture(rng, world, weights, max_k, recipe.answer_style), recipe.batch_size)
-log, seconds, tokens = _train(model, tok, recipe, steps, lr, 50, lambda step: stream, _monitor(recipe, world),
-                              out, True, first_step=recipe.steps + recipe.stage2_steps)
-_finish(model, tok, {"hash": None, "log": log, "train_seconds": seconds, "tokens": tokens}, out, recipe.answer_style)
-print("trained", seconds, "s", flush=True)
-st = ProbeSettings()
-gen = Generator.load(str(out), batch_size=64)
-unseen = generate_world(WorldSpec(n_entities=st.world_entities), seed=st.seed)
-for row in probe_reading(gen, unseen, st) + probe_recall(gen, world, st) + probe_abstention(gen, unseen, st):
-    print(row, flush=True)
+
+def train_and_probe(model, tok, out: Path, steps: int, lr: float, weights: dict, max_k: int, seed: int):
+    """Train on after the committed model's last step (fresh 50-step warm-up, cosine schedule,
+    the build's monitor), save to `out`, print the reading, recall and abstention probes."""
+    recipe = PocketRecipe()
+    rng = random.Random(seed)
+    world = data.background_world(recipe)
+    stream = batches(rng, tok, data.mixture(rng, world, weights, max_k, recipe.answer_style), recipe.batch_size)
+    log, seconds, tokens = _train(model, tok, recipe, steps, lr, 50, lambda step: stream, _monitor(recipe, world),
+                                  out, True, first_step=recipe.steps + recipe.stage2_steps)
+    _finish(model, tok, {"hash": None, "log": log, "train_seconds": seconds, "tokens": tokens}, out, recipe.answer_style)
+    print("trained", seconds, "s", flush=True)
+    st = ProbeSettings()
+    gen = Generator.load(str(out), batch_size=64)
+    unseen = generate_world(WorldSpec(n_entities=st.world_entities), seed=st.seed)
+    for row in probe_reading(gen, unseen, st) + probe_recall(gen, world, st) + probe_abstention(gen, unseen, st):
+        print(row, flush=True)
+
+
+if __name__ == "__main__":
+    seed = PocketRecipe().seed + 4              # the second stage used seed + 3
+    torch.manual_seed(seed)
+    torch.set_num_threads(PocketRecipe().threads)
+    tok = AutoTokenizer.from_pretrained(CHECKPOINT_DIR)
+    model = LlamaForCausalLM.from_pretrained(CHECKPOINT_DIR)
+    train_and_probe(model, tok, Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]),
+                    json.loads(sys.argv[4]), int(sys.argv[5]), seed)

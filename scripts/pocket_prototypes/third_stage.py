@@ -3,6 +3,7 @@ like the recipe's second (warm-up, cosine decay to a tenth) on a mix and passage
 own, then the reading, recall and abstention probes of `make probes` on the result.
 
     third_stage.py OUT_DIR STEPS LR WEIGHTS_JSON MAX_K
+    third_stage.py probe MODEL_DIR      (the probes alone, on any built model)
 """
 import json, random, sys
 from pathlib import Path
@@ -30,14 +31,24 @@ def train_and_probe(model, tok, out: Path, steps: int, lr: float, weights: dict,
                                   out, True, first_step=recipe.steps + recipe.stage2_steps)
     _finish(model, tok, {"hash": None, "log": log, "train_seconds": seconds, "tokens": tokens}, out, recipe.answer_style)
     print("trained", seconds, "s", flush=True)
+    print_probes(out)
+
+
+def print_probes(model_dir: Path):
+    """The reading, recall and abstention probes of `make probes` (not the after-LoRA one)."""
     st = ProbeSettings()
-    gen = Generator.load(str(out), batch_size=64)
+    world = data.background_world(PocketRecipe())
+    gen = Generator.load(str(model_dir), batch_size=64)
     unseen = generate_world(WorldSpec(n_entities=st.world_entities), seed=st.seed)
     for row in probe_reading(gen, unseen, st) + probe_recall(gen, world, st) + probe_abstention(gen, unseen, st):
         print(row, flush=True)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and len(sys.argv) not in (3, 6):
+    sys.exit(__doc__)
+elif __name__ == "__main__" and sys.argv[1] == "probe":
+    print_probes(Path(sys.argv[2]))
+elif __name__ == "__main__":
     seed = PocketRecipe().seed + 4              # the second stage used seed + 3
     torch.manual_seed(seed)
     torch.set_num_threads(PocketRecipe().threads)

@@ -44,15 +44,18 @@ def print_probes(model_dir: Path):
         print(row, flush=True)
 
 
-if __name__ == "__main__" and len(sys.argv) not in (3, 6):
-    sys.exit(__doc__)
-elif __name__ == "__main__" and sys.argv[1] == "probe":
-    print_probes(Path(sys.argv[2]))
-elif __name__ == "__main__":
+def main(args: list[str]):
+    if len(args) == 2 and args[0] == "probe":
+        return print_probes(Path(args[1]))
+    if len(args) != 5:
+        sys.exit(__doc__)
     seed = PocketRecipe().seed + 4              # the second stage used seed + 3
     torch.manual_seed(seed)
     torch.set_num_threads(PocketRecipe().threads)
     tok = AutoTokenizer.from_pretrained(CHECKPOINT_DIR)
     model = LlamaForCausalLM.from_pretrained(CHECKPOINT_DIR)
-    train_and_probe(model, tok, Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]),
-                    json.loads(sys.argv[4]), int(sys.argv[5]), seed)
+    train_and_probe(model, tok, Path(args[0]), int(args[1]), float(args[2]), json.loads(args[3]), int(args[4]), seed)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

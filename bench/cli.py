@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from bench.data.loaders import DataError, import_squad, load_dataset, write_jsonl
+from bench.io import atomic_write, write_json
 
 
 def cmd_world(args) -> int:
@@ -74,20 +75,20 @@ def cmd_probes(args) -> int:
     gen.close()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "summary.csv.tmp"
-    with tmp.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["probe", "metric", "value", "n"])
-        for probe, metric, value, n in rows:
-            w.writerow([probe, metric, round(float(value), 4), n])
-    tmp.replace(out / "summary.csv")
+    def write_rows(path):
+        with path.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["probe", "metric", "value", "n"])
+            for probe, metric, value, n in rows:
+                w.writerow([probe, metric, round(float(value), 4), n])
+    atomic_write(out / "summary.csv", write_rows)
     manifest = {"model": args.model, "recipe_hash": checkpoint_hash(),
                 "settings": {"n_items": settings.n_items, "max_k": settings.max_k,
                              "world_entities": settings.world_entities, "seed": settings.seed,
                              "renderings": settings.renderings, "lora": settings.lora.to_json()},
                 "seconds": round(time.perf_counter() - start, 1), "hardware": hardware(),
                 "versions": versions()}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    write_json(manifest, out / "manifest.json")
     print(f"{'probe':<12} {'metric':<36} {'value':>8} {'n':>5}")
     for probe, metric, value, n in rows:
         print(f"{probe:<12} {metric:<36} {float(value):>8.3f} {n:>5}")

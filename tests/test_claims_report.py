@@ -11,7 +11,7 @@ from bench.report import accuracy
 from bench.report.claims import (CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED, Claim, all_of,
                                  interval_verdict, range_verdict)
 from bench.report.claims_report import TOPICS, Section, ordered, tally
-from bench.report.summary import summarize
+from bench.report.tables import summarize
 from bench.studies import freshness_report, scale_report
 
 NAN = float("nan")

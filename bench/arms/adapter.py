@@ -8,15 +8,13 @@ keeps original timings when replaying), marked `adapter_cached: true`.
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from bench.config import KEY_OMIT_DEFAULT, ConfigError, content_hash
 from bench.data.dataset import Dataset
 from bench.data.world import UNKNOWN
+from bench.io import atomic_folder
 from bench.models.lora import train_lora
 from bench.models.resolve import model_identity
 from bench.prompts import (ANSWER_FORMATS, closed_book_prompt, completion, context_prompt,
@@ -114,12 +112,9 @@ def attach_adapter(generator, settings, env) -> dict:
     generator.model = peft_model
     stats = {k: v for k, v in stats.items() if k != "settings"}
     stats.update(train_examples=len(examples), replay_examples=len(replay))
-    tmp = folder.with_name(f"{key}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    peft_model.save_pretrained(tmp)
-    stats["adapter_disk_bytes"] = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
-    (tmp / "stats.json").write_text(json.dumps(stats, indent=1))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)   # a killed run leaves only a .tmp folder, never a half-written adapter
+    with atomic_folder(folder) as tmp:   # a killed run never leaves a half-written adapter
+        peft_model.save_pretrained(tmp)
+        stats["adapter_disk_bytes"] = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
+        (tmp / "stats.json").write_text(json.dumps(stats, indent=1))
     return {**stats, "adapter_cached": False, "adapter_key": key}
 

@@ -14,7 +14,8 @@ import pandas as pd
 
 from bench.report.claims import (NOT_RUN, Claim, all_of, arm_names, interval_verdict, markdown_rows,
                                  not_run, read_manifest, results_present)
-from bench.report.summary import lookup, paired_difference
+from bench.report.tables import lookup, paired_difference
+from bench.io import write_text
 
 REPORTED = {"rougeL": ("ROUGE", 16.0), "bleu": ("BLEU", 15.0)}   # Lakatos et al. 2024, in %
 HYBRID_METRICS = ("exact_match", "rougeL")
@@ -200,11 +201,7 @@ def write_accuracy_report(cfg, table, summary, breakdown, cells, out_dir: Path,
     lines += kind_table(breakdown) + [""]
     lines += ["## Latency by stage", "", "![latency](latency_stages.png)", ""]
     lines += cells_table(cells) + ["", "## Rule", "", RULE, ""]
-    path = out_dir / "report.md"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(path)
-    return path
+    return write_text("\n".join(lines), out_dir / "report.md")
 
 
 def _data_text(cfg) -> str:

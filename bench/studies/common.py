@@ -6,10 +6,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import pandas as pd
 import yaml
 
 from bench.config import ConfigError, ExperimentConfig, build, parse_experiment
+from bench.io import write_csv, write_text  # noqa: F401  (re-exported for the studies)
 
 
 def load_study(path: Path, settings_type: type, quick: bool = False):
@@ -41,14 +41,3 @@ def with_changes(cfg: ExperimentConfig, **model_or_data) -> ExperimentConfig:
     return dataclasses.replace(cfg, model=model, data=data)
 
 
-def write_csv(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, index=False, float_format="%.6g")
-    tmp.replace(path)
-
-
-def write_text(text: str, path: Path) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path

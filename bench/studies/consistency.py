@@ -40,7 +40,7 @@ from bench.metrics.text import normalize_answer
 from bench.report.claims import INCONCLUSIVE, Claim, fmt_ci, interval_verdict, markdown_rows, not_run, results_present
 from bench.report.manifest import write_manifest
 from bench.report.plots import _save
-from bench.report.summary import mean_ci
+from bench.report.tables import arm_of_kind, mean_ci, paired, seed_ci
 from bench.studies.common import load_study, with_changes, write_csv, write_text
 from bench.studies.shrink import shrink
 
@@ -205,31 +205,21 @@ def summarize(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- claims and plots from saved tables -------------------------------------------------------
-def _arm_of_kind(cells: pd.DataFrame, kind: str) -> str | None:
-    arms = list(dict.fromkeys(cells.loc[cells["arm_kind"] == kind, "arm"]))
-    return arms[0] if arms else None
-
-
-def _paired(cells: pd.DataFrame, a: str, b: str, metric: str):
-    wide = cells.pivot(index="seed", columns="arm", values=metric)
-    return mean_ci((wide[a] - wide[b]).dropna().tolist())
-
-
 def verdict(lo: float, hi: float, n: int) -> str:
     """interval_verdict, but one seed gives no interval: inconclusive."""
     return interval_verdict(lo, hi) if n >= 2 else INCONCLUSIVE
 
 
 def _ci(cells: pd.DataFrame, arm: str, metric: str) -> str:
-    return fmt_ci(*mean_ci(cells.loc[cells["arm"] == arm, metric].tolist())[:3])
+    return fmt_ci(*seed_ci(cells, arm, metric)[:3])
 
 
 def _agreement_claim(cells: pd.DataFrame, split: str, claim_id: str, text: str) -> Claim:
-    lora, rag = _arm_of_kind(cells, "lora"), _arm_of_kind(cells, "rag")
+    lora, rag = arm_of_kind(cells, "lora"), arm_of_kind(cells, "rag")
     if not (lora and rag):
         return not_run(claim_id, text, EXPERIMENT)
     t = t_label(cells["temperature"].iloc[0])
-    m, lo, hi, n = _paired(cells, lora, rag, "agree_all")
+    m, lo, hi, n = paired(cells, lora, rag, "agree_all")
     measured = (f"{SPLITS.get(split, split)}, all paraphrases agree ({t}): {lora} "
                 f"{_ci(cells, lora, 'agree_all')}% vs {rag} {_ci(cells, rag, 'agree_all')}%; {lora} - {rag}: "
                 f"{fmt_ci(m, lo, hi)} pp (n={n} seeds). Consistent and correct: {lora} "
@@ -256,7 +246,7 @@ def claims(results_dir: Path) -> list[Claim]:
         out.append(_agreement_claim(part, split, claim_id, text) if len(part) else
                    not_run(claim_id, text, EXPERIMENT))
     test = greedy[greedy["split"] == "test"]
-    rag = _arm_of_kind(test, "rag") if len(test) else None
+    rag = arm_of_kind(test, "rag") if len(test) else None
     r = test[test["arm"] == rag] if rag else test.iloc[:0]
     if len(r) and r["top_chunk_differs"].notna().any():
         t = t_label(r["temperature"].iloc[0])

@@ -25,7 +25,7 @@ from bench.report.claims import (CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED,
                                  markdown_rows, not_run, read_manifest, results_present)
 from bench.report.manifest import write_manifest
 from bench.report.plots import _save
-from bench.report.summary import mean_ci
+from bench.report.tables import mean_ci
 from bench.studies.common import load_study, with_changes, write_csv, write_text
 
 

@@ -39,7 +39,7 @@ from bench.data.dataset import Dataset, build_dataset
 from bench.data.schema import QAItem
 from bench.report.claims import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, Claim, fmt_ci,
                                  interval_verdict, markdown_rows, not_run, results_present)
-from bench.report.summary import mean_ci
+from bench.report.tables import mean_ci
 from bench.studies.common import load_study, write_csv, write_text
 
 NAME = "data-scaling"

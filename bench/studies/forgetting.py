@@ -31,7 +31,7 @@ from bench.config import CACHE_DIR, ArmConfig, ConfigError, ExperimentConfig, co
 from bench.report.claims import (Claim, fmt_ci, interval_verdict, markdown_rows, not_run,
                                  results_present)
 from bench.report.plots import _save
-from bench.report.summary import mean_ci
+from bench.report.tables import mean_ci, paired
 from bench.studies.common import load_study, write_csv, write_text
 
 NAME = "forgetting"
@@ -294,13 +294,6 @@ def tables(per_seed: pd.DataFrame, s: Settings) -> tuple[pd.DataFrame, pd.DataFr
 
 # -- claims and plots from saved tables ------------------------------------------------------
 
-def _paired(per_seed: pd.DataFrame, a: str, b: str, metric: str):
-    p = per_seed.pivot(index="seed", columns="variant", values=metric)
-    if a not in p or b not in p:
-        return None
-    return mean_ci((p[a] - p[b]).dropna().tolist())
-
-
 def claims(results_dir: Path) -> list[Claim]:
     results_dir = Path(results_dir)
     ids = [(NAME, CLAIM), (f"{NAME}.steps", "forgetting grows with training length (epochs)"),
@@ -342,7 +335,7 @@ def claims(results_dir: Path) -> list[Claim]:
                              "needs at least two settings"))
             continue
         small, large = rows.iloc[0], rows.iloc[-1]
-        diff = _paired(per_seed, large.variant, small.variant, d)
+        diff = paired(per_seed, large.variant, small.variant, d, by="variant")
         m, dlo, dhi, n = diff
         out.append(Claim(
             cid, text, NAME,

@@ -43,7 +43,7 @@ from bench.metrics.scores import exact_match
 from bench.report.claims import INCONCLUSIVE, Claim, fmt_ci, interval_verdict, markdown_rows, not_run, results_present
 from bench.report.manifest import write_manifest
 from bench.report.plots import _save
-from bench.report.summary import mean_ci
+from bench.report.tables import mean_ci, paired, seed_ci, summarize_wide
 from bench.studies.common import load_study, write_csv, write_text
 from bench.studies.shrink import shrink
 
@@ -144,14 +144,8 @@ def _splits(cells: pd.DataFrame) -> list[str]:
 
 def summarize(cells: pd.DataFrame) -> pd.DataFrame:
     """Long form (arm, metric, mean, ci_low, ci_high, n), metric = '<split>:<metric>'."""
-    rows = []
-    for split in _splits(cells):
-        for arm, a in cells[cells["split"] == split].groupby("arm", sort=False):
-            for metric in METRICS:
-                m, lo, hi, n = mean_ci(a[metric].tolist())
-                rows.append({"arm": arm, "metric": f"{split}:{metric}", "mean": m, "ci_low": lo,
-                             "ci_high": hi, "n": n})
-    out = pd.DataFrame(rows, columns=["arm", "metric", "mean", "ci_low", "ci_high", "n"])
+    out = pd.concat([summarize_wide(cells[cells["split"] == split], METRICS, name=lambda m, s=split: f"{s}:{m}")
+                     for split in _splits(cells)], ignore_index=True)
     order = {arm: i for i, arm in enumerate(dict.fromkeys(cells["arm"]))}
     return out.sort_values("arm", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
 
@@ -163,7 +157,7 @@ def _arm(cells: pd.DataFrame, kind: str, source: str) -> str | None:
 
 
 def _ci(cells: pd.DataFrame, arm: str, metric: str) -> str:
-    return fmt_ci(*mean_ci(cells.loc[cells["arm"] == arm, metric].tolist())[:3])
+    return fmt_ci(*seed_ci(cells, arm, metric)[:3])
 
 
 def claims(results_dir: Path) -> list[Claim]:
@@ -176,8 +170,7 @@ def claims(results_dir: Path) -> list[Claim]:
     taught, prompted = _arm(cells, "lora", "fine-tuning"), _arm(cells, "rag", "prompt")
     if not (taught and prompted):
         return [not_run(EXPERIMENT, CLAIM_TEXT, EXPERIMENT)]
-    wide = cells.pivot(index="seed", columns="arm", values="schema_valid")
-    m, lo, hi, n = mean_ci((wide[taught] - wide[prompted]).dropna().tolist())
+    m, lo, hi, n = paired(cells, taught, prompted, "schema_valid")
     measured = (f"held-out questions, schema-valid output: {taught} {_ci(cells, taught, 'schema_valid')}% "
                 f"vs {prompted} {_ci(cells, prompted, 'schema_valid')}%; difference {fmt_ci(m, lo, hi)} pp "
                 f"(n={n} seeds). Value exact match: {taught} {_ci(cells, taught, 'value_em')}% vs "

@@ -25,6 +25,7 @@ from bench.arms.adapter import TrainingData
 from bench.arms.base import ArmEnv, RetrievalSettings
 from bench.arms.registry import get_arm_class
 from bench.config import CACHE_DIR, ConfigError, ModelConfig, build
+from bench.io import write_csv, write_text
 from bench.metrics.scores import exact_match
 from bench.models.lora import LoraSettings
 from bench.studies import freshness_report as fr
@@ -218,20 +219,14 @@ def run(config: Path, out: Path, quick: bool = False, progress: bool = True,
                  {"total": round(time.perf_counter() - start, 2), "per_seed": seed_seconds}, write_manifest)
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def write(cfg, source, quick, items, cells, out, timings, write_manifest) -> Path:
     per_seed = fr.cell_metrics(items, cells)
     summary = fr.summarize(per_seed)
     updates = {a: ARMS[a] for a in cfg.arms}
-    _atomic_text(out / "summary.csv", summary.to_csv(index=False, float_format="%.6g"))
-    _atomic_text(out / "freshness.csv", fr.wide(summary, updates).to_csv(index=False, float_format="%.6g"))
-    _atomic_text(out / "cells.csv", cells.to_csv(index=False))
-    _atomic_text(out / "items.csv", items.to_csv(index=False))
+    write_csv(summary, out / "summary.csv")
+    write_csv(fr.wide(summary, updates), out / "freshness.csv")
+    write_csv(cells, out / "cells.csv", float_format=None)
+    write_csv(items, out / "items.csv", float_format=None)
     fr.redraw(out)
     checks = fr.claims(out)    # the verdicts the claims report shows, from the saved tables
     in_place = fr.updated_in_place(cells)
@@ -263,7 +258,7 @@ def write(cfg, source, quick, items, cells, out, timings, write_manifest) -> Pat
              f"{int(cells['update_cached'].astype(bool).sum())} of {len(cells)}.",
              "closed_book has no update: its 'after' is its 'before'; it is the floor line in the plot.",
              f"Timings: total {timings['total']:.0f} s; per seed {timings['per_seed']}."]
-    _atomic_text(out / "report.md", fr.markdown(summary, updates, checks, setup, cfg.claim, notes))
+    write_text(fr.markdown(summary, updates, checks, setup, cfg.claim, notes), out / "report.md")
     cfg_json = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
     write_manifest(out / "manifest.json", cfg.name, cfg_json, source, timings,
                    {"quick": quick, "verdicts": [dataclasses.asdict(c) for c in checks],

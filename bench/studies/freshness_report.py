@@ -10,7 +10,7 @@ import pandas as pd
 
 from bench.report.claims import (CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED, Claim, all_of,
                                  markdown_rows, not_run, read_manifest, results_present)
-from bench.report.summary import mean_ci
+from bench.report.tables import lookup, summarize_wide
 
 EXPERIMENT = "freshness"
 
@@ -57,17 +57,11 @@ def cell_metrics(items: pd.DataFrame, cells: pd.DataFrame | None = None) -> pd.D
 
 def summarize(per_seed: pd.DataFrame) -> pd.DataFrame:
     """Long form: arm, metric, mean, ci_low, ci_high, n (95% t-interval over seeds)."""
-    rows = []
-    for arm, g in per_seed.groupby("arm", sort=False):
-        for metric in [m for m in METRICS if m in g]:
-            mean, lo, hi, n = mean_ci(g[metric].tolist())
-            rows.append({"arm": arm, "metric": metric, "mean": mean, "ci_low": lo, "ci_high": hi, "n": n})
-    return pd.DataFrame(rows, columns=["arm", "metric", "mean", "ci_low", "ci_high", "n"])
+    return summarize_wide(per_seed, METRICS)
 
 
 def value(summary: pd.DataFrame, arm: str, metric: str, col: str = "mean") -> float:
-    hit = summary[(summary["arm"] == arm) & (summary["metric"] == metric)]
-    return float(hit[col].iloc[0]) if len(hit) else math.nan
+    return lookup(summary, arm, metric, col)
 
 
 def wide(summary: pd.DataFrame, updates: dict[str, str]) -> pd.DataFrame:

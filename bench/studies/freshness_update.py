@@ -9,9 +9,7 @@ seconds measured when it was trained, flagged `update_cached`).
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from bench.config import content_hash
 from bench.data.dataset import Dataset
 from bench.data.schema import QAItem
 from bench.data.world import WorldSpec, generate_world, next_version
+from bench.io import atomic_folder
 from bench.retrieval.chunking import Chunk, chunk_passages
 
 
@@ -164,10 +163,7 @@ def continue_update(generator, training, v: Versions, settings: ContinueSettings
         return {**json.loads((folder / "stats.json").read_text()), "update_cached": True}
     stats = continue_lora(generator.model, generator.tokenizer, examples, replay, settings,
                           v.seed, progress)
-    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    generator.model.save_pretrained(tmp)
-    (tmp / "stats.json").write_text(json.dumps(stats, indent=1))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    with atomic_folder(folder) as tmp:
+        generator.model.save_pretrained(tmp)
+        (tmp / "stats.json").write_text(json.dumps(stats, indent=1))
     return {**stats, "update_cached": False}

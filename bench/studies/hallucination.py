@@ -37,7 +37,8 @@ from bench.metrics.scores import Metric
 from bench.report import plots
 from bench.report.claims import (NOT_RUN, Claim, fmt_ci, interval_verdict, markdown_rows, not_run,
                                  results_present)
-from bench.report.summary import mean_ci
+from bench.report.tables import arm_of_kind, paired, summarize_long
+from bench.report.tables import ci_of as _ci
 from bench.studies.common import load_study, write_csv, write_text
 from bench.studies.shrink import shrink, with_lora_steps
 
@@ -172,35 +173,10 @@ def seed_metrics(table: pd.DataFrame, metrics=tuple(RATES)) -> pd.DataFrame:
 def summarize(seeds: pd.DataFrame, by: str = "arm") -> pd.DataFrame:
     """Long form (arm, metric, mean, ci_low, ci_high, n): mean over seeds, 95% t-interval,
     n = seeds with a defined value (0 and NaN mean when not applicable)."""
-    rows = []
-    for (key, metric), g in seeds.groupby([by, "metric"], sort=False):
-        m, lo, hi, n = mean_ci(g["value"].tolist())
-        rows.append({by: key, "metric": metric, "mean": m, "ci_low": lo, "ci_high": hi, "n": n})
-    return pd.DataFrame(rows, columns=[by, "metric", "mean", "ci_low", "ci_high", "n"])
-
-
-def paired(seeds: pd.DataFrame, metric: str, a, b, by: str = "arm"):
-    """Mean and 95% CI over seeds of (a - b) on one metric, paired by seed."""
-    p = seeds[seeds["metric"] == metric].pivot_table(index="seed", columns=by, values="value", dropna=False)
-    if a not in p or b not in p:
-        return (math.nan,) * 3 + (0,)
-    return mean_ci((p[a] - p[b]).dropna().tolist())
+    return summarize_long(seeds, by)
 
 
 # -- claims and plots from saved tables --------------------------------------------------------
-
-def _arm_of_kind(seeds: pd.DataFrame, kind: str) -> str | None:
-    hit = seeds[seeds["arm_kind"] == kind]["arm"]
-    return str(hit.iloc[0]) if len(hit) else None
-
-
-def _ci(summary: pd.DataFrame, key, metric: str, by: str = "arm") -> tuple[float, float, float, int]:
-    hit = summary[(summary[by] == key) & (summary["metric"] == metric)]
-    if not len(hit):
-        return math.nan, math.nan, math.nan, 0
-    r = hit.iloc[0]
-    return float(r["mean"]), float(r["ci_low"]), float(r["ci_high"]), int(r["n"])
-
 
 def _pct(summary: pd.DataFrame, key, metric: str, by: str = "arm") -> str:
     return fmt_ci(*_ci(summary, key, metric, by)[:3], unit="%")
@@ -230,12 +206,12 @@ def _grounding_claim(seeds: pd.DataFrame) -> Claim:
     rule = ("supported when the 95% CI over seeds of the seed-paired difference lora - rag in "
             "hallucination rate on the test split (held-out answerable facts + unanswerable "
             "questions) lies above 0; contradicted when it lies below 0; otherwise inconclusive")
-    lora, rag = _arm_of_kind(seeds, "lora"), _arm_of_kind(seeds, "rag")
+    lora, rag = arm_of_kind(seeds, "lora"), arm_of_kind(seeds, "rag")
     if lora is None or rag is None:
         return Claim(f"{EXPERIMENT}.grounding", GROUNDING_TEXT, EXPERIMENT,
                      "the saved tables have no lora and rag arm", NOT_RUN, rule)
     s = summarize(seeds)
-    diff = paired(seeds, "hallucination_rate", lora, rag)
+    diff = paired(seeds, lora, rag, "hallucination_rate")
     parts = [f"hallucination on test questions: {lora} {_pct(s, lora, 'hallucination_rate')}, "
              f"{rag} {_pct(s, rag, 'hallucination_rate')}; {lora} - {rag} = {_points(*diff)}",
              f"held-out answerable: {lora} {_pct(s, lora, 'hallucination_answerable')} vs "
@@ -261,8 +237,8 @@ def _gekhman_claim(g: pd.DataFrame) -> Claim:
                      "the sweep has fewer than two step counts", NOT_RUN, rule)
     s = summarize(g, by="steps")
     lo_s, hi_s = steps[0], steps[-1]
-    diff = paired(g, "hallucination_answerable", hi_s, lo_s, by="steps")
-    unans = paired(g, "hallucination_unanswerable", hi_s, lo_s, by="steps")
+    diff = paired(g, hi_s, lo_s, "hallucination_answerable", by="steps")
+    unans = paired(g, hi_s, lo_s, "hallucination_unanswerable", by="steps")
     curve = ", ".join(f"{st} steps {_pct(s, st, 'hallucination_answerable', 'steps')}"
                       for st in steps)
     parts = [f"hallucination on held-out answerable facts: {curve}; {hi_s} - {lo_s} steps = {_points(*diff)}",

@@ -20,7 +20,7 @@ from bench.report.claims import (NOT_RUN, Claim, all_of, arm_names, interval_ver
                                  not_run, range_verdict, results_present)
 from bench.report.manifest import write_manifest
 from bench.report.plots import _save
-from bench.report.summary import mean_ci, paired_difference
+from bench.report.tables import lookup, mean_ci, paired_difference
 from bench.studies.common import load_study, with_changes, write_csv, write_text
 
 STAGES = ["t_embed", "t_search", "t_prompt", "t_generate"]
@@ -82,8 +82,7 @@ def plot(table: pd.DataFrame, summary: pd.DataFrame, out: Path) -> Path:
 
 
 def _get(summary: pd.DataFrame, arm: str, metric: str) -> float:
-    hit = summary[(summary["arm"] == arm) & (summary["metric"] == metric)]["mean"]
-    return float(hit.iloc[0]) if len(hit) else float("nan")
+    return lookup(summary, arm, metric)
 
 
 LATENCY_TEXT = "retrieval adds latency; a fine-tuned model answers without a retrieval step"

@@ -35,7 +35,7 @@ from bench.config import CACHE_DIR, ConfigError, ExperimentConfig
 from bench.report.claims import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, Claim, fmt_ci, markdown_rows,
                                  not_run, results_present)
 from bench.report.plots import _save
-from bench.report.summary import mean_ci
+from bench.report.tables import mean_ci
 from bench.studies.common import load_study, write_csv, write_text
 
 NAME = "lora-params"

@@ -23,7 +23,7 @@ import pandas as pd
 from bench.config import CACHE_DIR, ConfigError
 from bench.report.claims import NOT_RUN, Claim, fmt_ci, interval_verdict, markdown_rows, not_run, results_present
 from bench.report.plots import _save
-from bench.report.summary import mean_ci
+from bench.report.tables import arm_of_kind, mean_ci, summarize_long
 from bench.studies.common import load_study, write_csv, write_text
 from bench.studies.shrink import shrink
 
@@ -101,12 +101,7 @@ def seed_metrics(table: pd.DataFrame, starts) -> pd.DataFrame:
 
 def bucket_summary(seeds: pd.DataFrame) -> pd.DataFrame:
     """(arm, bucket, metric, mean, ci_low, ci_high, n, items_per_seed) with 95% t-intervals."""
-    rows = []
-    for (arm, bucket, metric), g in seeds.groupby(["arm", "bucket", "metric"], sort=False):
-        m, lo, hi, n = mean_ci(g["value"].tolist())
-        rows.append({"arm": arm, "bucket": bucket, "metric": metric, "mean": m, "ci_low": lo,
-                     "ci_high": hi, "n": n, "items_per_seed": float(g["items"].mean())})
-    return pd.DataFrame(rows)
+    return summarize_long(seeds, ("arm", "bucket"), {"items_per_seed": lambda g: float(g["items"].mean())})
 
 
 def long_summary(buckets: pd.DataFrame) -> pd.DataFrame:
@@ -125,11 +120,6 @@ def gain_difference(seeds: pd.DataFrame, better: str, base: str, first: str, las
     gain = (s[better] - s[base]).unstack("bucket")
     per_seed = (gain[first] - gain[last]).dropna()
     return mean_ci(per_seed.tolist()), float(gain[first].mean()), float(gain[last].mean())
-
-
-def _arm_of_kind(seeds: pd.DataFrame, kind: str) -> str | None:
-    hit = seeds[seeds["arm_kind"] == kind]["arm"]
-    return str(hit.iloc[0]) if len(hit) else None
 
 
 def _order(seeds: pd.DataFrame) -> list[str]:
@@ -152,7 +142,7 @@ def _claim(seeds: pd.DataFrame, base_kind: str, claim_id: str, text: str) -> Cla
     rule = (f"per seed, gain = rag - {base_kind} exact match in a bucket; supported when the 95% CI "
             f"over seeds of (gain in the least popular bucket ({first} document(s)) - gain in the most "
             f"popular bucket ({last})) lies above 0; contradicted when below 0; otherwise inconclusive")
-    rag, base = _arm_of_kind(seeds, "rag"), _arm_of_kind(seeds, base_kind)
+    rag, base = arm_of_kind(seeds, "rag"), arm_of_kind(seeds, base_kind)
     if rag is None or base is None or len(order) < 2:
         return Claim(claim_id, text, EXPERIMENT, f"the saved tables lack a rag or {base_kind} arm or buckets",
                      NOT_RUN, rule)
@@ -244,7 +234,7 @@ def run(config: Path, out: Path, quick: bool = False, progress: bool = True,
 def _reading_notes(seeds: pd.DataFrame, buckets: pd.DataFrame, order: list[str]) -> list[str]:
     """What the table implies, with its numbers (computed, so a rerun cannot leave stale text)."""
     def row(kind: str, metric: str) -> str | None:
-        arm = _arm_of_kind(seeds, kind)
+        arm = arm_of_kind(seeds, kind)
         if arm is None:
             return None
         b = buckets[(buckets["arm"] == arm) & (buckets["metric"] == metric)].set_index("bucket")
@@ -254,7 +244,7 @@ def _reading_notes(seeds: pd.DataFrame, buckets: pd.DataFrame, order: list[str])
 
     notes = []
     closed = [r for r in (row("closed_book", "exact_match"), row("lora", "exact_match")) if r]
-    no_retrieval = buckets[buckets["arm"].isin([_arm_of_kind(seeds, k) for k in ("closed_book", "lora")])
+    no_retrieval = buckets[buckets["arm"].isin([arm_of_kind(seeds, k) for k in ("closed_book", "lora")])
                            & (buckets["metric"] == "exact_match") & buckets["bucket"].isin(order)]
     spread = (no_retrieval.groupby("arm")["mean"].max() - no_retrieval.groupby("arm")["mean"].min()).max()
     if closed and spread < 0.05:   # within 5 points in every bucket
@@ -265,7 +255,7 @@ def _reading_notes(seeds: pd.DataFrame, buckets: pd.DataFrame, order: list[str])
                      "that prior knowledge, the mechanism behind the claim, is absent from a synthetic world.")
     recall = row("rag", "recall_at_k")
     if recall:
-        r = buckets[(buckets["arm"] == _arm_of_kind(seeds, "rag")) & (buckets["metric"] == "recall_at_k")]
+        r = buckets[(buckets["arm"] == arm_of_kind(seeds, "rag")) & (buckets["metric"] == "recall_at_k")]
         r = r.set_index("bucket")["mean"]
         why = ("rises with popularity: a popular person's fact is stated in more documents, so there are more "
                "gold passages to hit" if r.get(order[-1], 0) > r.get(order[0], 0) else

@@ -44,7 +44,7 @@ from bench.data.world import WorldSpec, generate_world
 from bench.models.resolve import MINILM
 from bench.report.manifest import write_manifest
 from bench.retrieval import Embedder, VectorStore, chunk_passages, recall_at_k
-from bench.studies.common import write_csv, write_text
+from bench.io import atomic_write, write_csv, write_text
 from bench.studies.scale_report import (claims, plot, redraw, report, summarize,  # noqa: F401
                                         verdicts)
 
@@ -169,9 +169,7 @@ def world_embeddings(texts: list[str], embedder: Embedder, cache: Path,
     emb = np.concatenate(parts)
     seconds = time.perf_counter() - t0
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = npy.with_name(npy.stem + ".tmp.npy")
-    np.save(tmp, emb)
-    tmp.replace(npy)   # the .json comes second: an .npy without it is recomputed
+    atomic_write(npy, lambda p: np.save(p, emb))   # the .json comes second: an .npy without it is recomputed
     write_text(json.dumps({"seconds": seconds, "n": len(texts), "embedder": embedder.name}), meta)
     return emb, seconds, False
 

@@ -13,7 +13,7 @@ import pandas as pd
 from bench.report.claims import (CONTRADICTED, SUPPORTED, Claim, fmt_ci, markdown_rows, not_run,
                                  range_verdict, read_manifest, results_present)
 from bench.report.plots import _save, plt
-from bench.report.summary import mean_ci
+from bench.report.tables import mean_ci
 from bench.retrieval.store import HNSW
 
 QUOTED_MS = (100.0, 300.0)     # "retrieval adds typically 100-300 ms"

@@ -100,7 +100,9 @@ def cmd_run(args) -> int:
     from bench.config import ConfigError, load_experiment
     from bench.report.accuracy import write_accuracy_report
     from bench.report.outputs import load_table, write_outputs
-    from bench.runner import cell_stats, run_experiment
+    from bench.runner import run_experiment
+
+    import pandas as pd
 
     cfg = load_experiment(args.config)          # every config error surfaces here, before any work
     out = Path(args.out or f"results/{cfg.name}")
@@ -109,13 +111,12 @@ def cmd_run(args) -> int:
         if not (out / "items.parquet").exists():
             raise ConfigError(f"{out}/items.parquet: no saved table; run without --report-only first")
         table = load_table(out / "items.parquet")
+        cells = pd.read_csv(out / "cells.csv")
         timings = json.loads((out / "manifest.json").read_text())["timings_seconds"]
     else:
-        table = run_experiment(cfg, out, progress=not args.quiet)
+        table, cells = run_experiment(cfg, out, progress=not args.quiet)
         timings = {"run_and_score": round(time.perf_counter() - start, 1)}
-    cells = cell_stats(cfg, out)
     summary = write_outputs(cfg, table, cells, out, timings)
-    import pandas as pd
     breakdown = pd.read_csv(out / "breakdown.csv")
     report = write_accuracy_report(cfg, table, summary, breakdown, cells, out)
     print(summary.pivot(index="metric", columns="arm", values="mean").round(4).to_string())

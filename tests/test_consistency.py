@@ -36,7 +36,8 @@ def test_new_options_at_their_defaults_keep_every_cache_key(monkeypatch):
     """The accuracy experiment's cells keep their prediction-cache keys (and the config its hash)
     when an option is added at its default (temperature, paraphrases_as_items, answer_format)."""
     from bench.models import resolve
-    from bench.runner import ANSWER_CODE_VERSION, cells
+    from bench.engine import ANSWER_CODE_VERSION
+    from bench.runner import job_keys
 
     monkeypatch.setattr(resolve, "checkpoint_hash", lambda: "pinned")   # keys name the model too
 
@@ -55,13 +56,13 @@ def test_new_options_at_their_defaults_keep_every_cache_key(monkeypatch):
                   "training": training, "lora": lora}]}, "accuracy.yaml")
     # pinned when the model's identity joined the key (the options' defaults had kept the keys
     # of the code before them until then)
-    assert [c.key(cfg) for c in cells(cfg)] == [
+    assert job_keys(cfg) == [
         "72ef6ca8ece5", "f00057cc8cf6", "99a1bcdabc10", "be97e7ee1744", "e829670fb3af", "4b7ecc210919",
         "2d0a9a4f5cfb", "3b7aa0f11356", "f3f771a8b124", "db8384392d7e", "6aa4e3a5b98b", "2ddd30cc7186"]
     assert cfg.hash() == "071d8ed3eba00f34"
-    cell = cells(cfg)[0]
-    assert cell.key(with_changes(cfg, temperature=0.7)) != cell.key(cfg)
-    assert cell.key(with_changes(cfg, paraphrases_as_items=True)) != cell.key(cfg)
+    first = job_keys(cfg)[0]
+    assert job_keys(with_changes(cfg, temperature=0.7))[0] != first
+    assert job_keys(with_changes(cfg, paraphrases_as_items=True))[0] != first
 
 
 def test_bad_temperatures_fail_with_their_key(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 from bench.arms.base import Arm
 from bench.config import parse_experiment
-from bench.runner import cell_stats, run_experiment
+from bench.runner import job_keys, run_experiment
 
 SCORE_COLUMNS = ["arm", "seed", "item_id", "prediction", "exact_match", "rougeL", "bleu",
                  "hallucinated", "faithfulness", "recall_at_k", "semantic_similarity"]
@@ -32,11 +32,12 @@ def finished(micro_pocket, tmp_path_factory):
     model_path, _ = micro_pocket
     out, cache = tmp_path_factory.mktemp("out"), tmp_path_factory.mktemp("cache")
     cfg = micro_config(model_path)
-    return cfg, run_experiment(cfg, out, cache, progress=False), out, cache
+    table, stats = run_experiment(cfg, out, cache, progress=False)
+    return cfg, table, stats, out, cache
 
 
 def test_every_arm_answers_every_item_once(finished):
-    cfg, table, _, _ = finished
+    cfg, table, _, _, _ = finished
     assert set(table["arm"]) == {"closed_book", "rag", "lora", "hybrid"}
     per_cell = table.groupby(["arm", "seed"]).size()
     assert (per_cell == 12).all()      # 6 test + 6 train items per cell
@@ -45,7 +46,7 @@ def test_every_arm_answers_every_item_once(finished):
 
 
 def test_retrieval_only_where_the_arm_retrieves(finished):
-    _, table, _, _ = finished
+    _, table, _, _, _ = finished
     retrieving = table["arm"].isin(["rag", "hybrid"])
     assert table.loc[retrieving, "contexts"].map(len).eq(2).all()          # k = 2
     assert table.loc[~retrieving, "contexts"].isna().all()
@@ -63,8 +64,8 @@ def test_retrieval_only_where_the_arm_retrieves(finished):
 
 
 def test_lora_and_hybrid_share_one_cached_adapter(finished):
-    cfg, _, out, cache = finished
-    cells = cell_stats(cfg, out).set_index("arm")
+    cfg, _, stats, _, cache = finished
+    cells = stats.set_index("arm")
     assert cells.loc["lora", "adapter_cached"] in (False, "False")
     assert cells.loc["hybrid", "adapter_cached"] in (True, "True")   # same data + settings + seed
     assert cells.loc["lora", "adapter_key"] == cells.loc["hybrid", "adapter_key"]
@@ -74,7 +75,7 @@ def test_lora_and_hybrid_share_one_cached_adapter(finished):
 
 
 def test_a_killed_run_resumes_without_redoing_or_duplicating(finished, micro_pocket, tmp_path, monkeypatch):
-    cfg, reference, _, cache = finished
+    cfg, reference, _, _, cache = finished
     calls = {"n": 0}
     real_answer = Arm.answer
 
@@ -94,38 +95,37 @@ def test_a_killed_run_resumes_without_redoing_or_duplicating(finished, micro_poc
     monkeypatch.setattr(Arm, "answer", real_answer)
     answered = []
     monkeypatch.setattr(Arm, "answer", lambda self, items: answered.extend(items) or real_answer(self, items))
-    resumed = run_experiment(cfg, tmp_path, cache, progress=False)
+    resumed, _ = run_experiment(cfg, tmp_path, cache, progress=False)
     assert len(answered) == len(reference) - 4                                # nothing answered twice
     pd.testing.assert_frame_equal(resumed[SCORE_COLUMNS].reset_index(drop=True),
                                   reference[SCORE_COLUMNS].reset_index(drop=True))
 
 
 def test_a_finished_run_is_replayed_from_its_predictions(finished, monkeypatch):
-    cfg, reference, out, cache = finished
+    cfg, reference, _, out, cache = finished
     monkeypatch.setattr(Arm, "prepare", lambda self: pytest.fail("a finished cell must not load a model"))
-    again = run_experiment(cfg, out, cache, progress=False)
+    again, _ = run_experiment(cfg, out, cache, progress=False)
     # timings are the original measurements, kept with the predictions
     pd.testing.assert_frame_equal(again.reset_index(drop=True), reference.reset_index(drop=True))
 
 
 def test_predictions_of_a_rebuilt_model_are_not_replayed(finished, micro_pocket, tmp_path, monkeypatch):
     from bench.models import resolve
-    from bench.runner import cells
 
     cfg = finished[0]
     pocket_cfg = micro_config("pocket")
-    before = [c.key(cfg) for c in cells(cfg)], [c.key(pocket_cfg) for c in cells(pocket_cfg)]
+    before = job_keys(cfg), job_keys(pocket_cfg)
     monkeypatch.setattr(resolve, "checkpoint_hash", lambda: "another-build")
-    assert [c.key(pocket_cfg) for c in cells(pocket_cfg)] != before[1]   # the pocket model rebuilt
-    assert [c.key(cfg) for c in cells(cfg)] == before[0]                 # a folder model: unchanged
+    assert job_keys(pocket_cfg) != before[1]   # the pocket model rebuilt
+    assert job_keys(cfg) == before[0]          # a folder model: unchanged
     # a folder model whose files change (here: a new answer style file) gets new keys as well
     import shutil
 
     copy = shutil.copytree(micro_pocket[0], tmp_path / "m")
     folder_cfg = micro_config(copy)
-    keys = [c.key(folder_cfg) for c in cells(folder_cfg)]
+    keys = job_keys(folder_cfg)
     (copy / "answer_style.json").unlink()
-    assert [c.key(folder_cfg) for c in cells(folder_cfg)] != keys
+    assert job_keys(folder_cfg) != keys
 
 
 def test_a_missing_model_fails_before_any_work(tmp_path):
@@ -146,7 +146,7 @@ def test_the_own_data_template_runs_on_user_jsonl(micro_pocket, tmp_path):
     cfg = load_experiment("experiments/own-data.yaml")
     cfg = dataclasses.replace(cfg, seeds=(0,), arms=cfg.arms[:2],
                               model=dataclasses.replace(cfg.model, name=str(micro_pocket[0])))
-    table = run_experiment(cfg, tmp_path / "out", tmp_path / "cache", progress=False)
+    table, _ = run_experiment(cfg, tmp_path / "out", tmp_path / "cache", progress=False)
     assert sorted(table["item_id"].unique()) == ["q4", "q5", "q6", "q7"]
     rag = table[table["arm"] == "rag"].set_index("item_id")
     # MiniLM finds the right passage for these questions in a corpus this small

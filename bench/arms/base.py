@@ -56,6 +56,9 @@ class ArmEnv:
     seed: int
     cache_dir: Path
     progress: bool = True
+    # a vector store built elsewhere (a shared index a study updates in place): a retrieving arm
+    # answers from it instead of opening its own
+    store: object = None
 
 
 @dataclass
@@ -146,6 +149,9 @@ class Arm:
         from bench.retrieval.embedder import Embedder
         from bench.retrieval.store import VectorStore
 
+        if self.env.store is not None:
+            self.store = self.env.store
+            return {"index_chunks": self.store.count(), "collection": self.store.collection_name}
         r = self.settings.retrieval
         self.embedder = Embedder.load(r.embedder)
         chunks = chunk_passages(self.env.dataset.passages, r.chunk_size)

@@ -43,29 +43,30 @@ class Settings:
 
 
 def cold_cell(arm_cfg, cfg, dataset, seed: int, max_items: int, scratch: Path, progress: bool) -> dict:
-    from bench.arms.base import ArmEnv   # the model stack, only when measuring
-    from bench.arms.registry import get_arm_class
+    """One (arm, seed) from an empty cache folder. Not an executor job: the clock must cover the
+    whole preparation and stop at the first correct batch, and nothing may come from a cache
+    (no prediction log either); it uses the executor's pieces (open_arm, answer_rows)."""
+    from bench.engine import Job, answer_rows, open_arm   # the model stack, only when measuring
     from bench.metrics.scores import exact_match
 
     shutil.rmtree(scratch, ignore_errors=True)      # empty caches: nothing is reused
     items = dataset.eval_items(cfg.data.eval_splits[:1], max_items, seed)
+    job = Job(arm_cfg, seed, cfg.model, cfg.data, dataset, tuple(items))
     start = time.perf_counter()
-    arm = get_arm_class(arm_cfg.arm)(arm_cfg.settings, ArmEnv(cfg.model, dataset, seed, scratch, progress))
     try:
-        arm.prepare()
-        prepared = time.perf_counter() - start
-        first_answer = first_correct = float("nan")
-        scores = []
-        for i in range(0, len(items), cfg.model.batch_size):
-            batch = items[i:i + cfg.model.batch_size]
-            scores += [exact_match(a.prediction, q.answers) for q, a in zip(batch, arm.answer(batch))]
-            now = time.perf_counter() - start
-            if math.isnan(first_answer):
-                first_answer = now
-            if math.isnan(first_correct) and any(scores):
-                first_correct = now
+        with open_arm(job, scratch, progress) as (arm, _):
+            prepared = time.perf_counter() - start
+            first_answer = first_correct = float("nan")
+            scores = []
+            for i in range(0, len(items), cfg.model.batch_size):
+                rows = answer_rows(arm, job, items[i:i + cfg.model.batch_size])
+                scores += [exact_match(r["prediction"], r["answers"]) for r in rows]
+                now = time.perf_counter() - start
+                if math.isnan(first_answer):
+                    first_answer = now
+                if math.isnan(first_correct) and any(scores):
+                    first_correct = now
     finally:
-        arm.close()
         shutil.rmtree(scratch, ignore_errors=True)
     return {"arm": arm_cfg.name, "seed": seed, "prepare_seconds": prepared,
             "first_answer_seconds": first_answer, "first_correct_seconds": first_correct,

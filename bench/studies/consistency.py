@@ -381,7 +381,7 @@ def run(config: Path, out: Path, quick: bool = False, progress: bool = True,
     start, timings, parts = time.perf_counter(), {}, []
     for t in sorted(s.temperatures):
         t0 = time.perf_counter()
-        table = run_experiment(with_changes(cfg, temperature=float(t)), out / "runs", cache_dir, progress=progress)
+        table, _ = run_experiment(with_changes(cfg, temperature=float(t)), out / "runs", cache_dir, progress=progress)
         parts.append(items_table(table, t))
         timings[t_label(t)] = round(time.perf_counter() - t0, 1)
     items = pd.concat(parts, ignore_index=True)

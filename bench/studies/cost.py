@@ -144,16 +144,16 @@ def _mean(summary: pd.DataFrame, arm: str, metric: str) -> float:
 
 
 def run(config: Path, out: Path, quick: bool = False, progress: bool = True) -> Path:
-    from bench.runner import cell_stats, run_experiment   # the model stack, only when measuring
+    from bench.runner import run_experiment   # the model stack, only when measuring
 
     cfg, s = load_study(config, Settings, quick)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     run_cfg = with_changes(cfg, max_items=s.max_items)
-    table = run_experiment(run_cfg, out, progress=progress)
+    table, stats = run_experiment(run_cfg, out, progress=progress)
     table = table[table["split"] == cfg.data.eval_splits[0]]
-    inputs = measured(table, cell_stats(run_cfg, out))
+    inputs = measured(table, stats)
     costs = priced(inputs, s.prices())
     rows = []
     for (scenario, arm), g in costs.groupby(["scenario", "arm"], sort=False):

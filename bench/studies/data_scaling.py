@@ -32,9 +32,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
-from bench.config import CACHE_DIR, ConfigError, content_hash, key_dict
+from bench.config import CACHE_DIR, ConfigError, content_hash
 from bench.data.dataset import Dataset, build_dataset
 from bench.data.schema import QAItem
 from bench.report.claims import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, Claim, fmt_ci,
@@ -180,40 +179,16 @@ def load(config: Path, quick: bool = False):
     return cfg, s, kinds
 
 
-# -- answering (resumable per cell, like the runner) ----------------------------------------------
+# -- answering: jobs for the executor ------------------------------------------------------------
 
-def answer_cell(arm_cfg, settings, dataset, seed, items, cfg, out, cache_dir, progress, tag=""):
-    """Answers of one arm (with these settings) to `items`; appended to a log keyed by everything
-    that changes them, so a rerun answers only what is missing and loads no model if nothing is."""
-    import json
+def job(arm_cfg, settings, dataset, seed, items, cfg, tag=""):
+    """One executor job: this arm with these settings on a view of the data (the full world for
+    the references, the training view for a sweep point), keyed by the view's name too."""
+    from bench.config import ArmConfig
+    from bench.engine import Job
 
-    from bench.arms.base import ArmEnv
-    from bench.arms.registry import get_arm_class
-    from bench.predictions import PredictionLog
-    from bench.models.resolve import model_identity
-    from bench.runner import ANSWER_CODE_VERSION
-
-    key = content_hash({"code": ANSWER_CODE_VERSION, "kind": arm_cfg.arm, "settings": key_dict(settings),
-                        "seed": seed, "model": key_dict(cfg.model), "data": key_dict(cfg.data),
-                        "view": dataset.name, "model_identity": model_identity(cfg.model.name)}, n=12)
-    log = PredictionLog(out / "predictions" / f"{arm_cfg.name}{tag}-s{seed}-{key}.jsonl")
-    stats_path = log.path.with_suffix(".prepare.json")
-    done = log.done_ids()
-    todo = [q for q in items if q.id not in done]
-    if todo:
-        arm = get_arm_class(arm_cfg.arm)(settings, ArmEnv(cfg.model, dataset, seed, cache_dir, progress))
-        try:
-            stats = arm.prepare()
-            stats_path.write_text(json.dumps(stats, indent=1, default=str))
-            for i in range(0, len(todo), cfg.model.batch_size):
-                batch = todo[i:i + cfg.model.batch_size]
-                log.append([{"item_id": q.id, "question": q.question, "answers": list(q.answers),
-                             "prediction": a.prediction} for q, a in zip(batch, arm.answer(batch))])
-        finally:
-            arm.close()
-    stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
-    wanted = {q.id for q in items}
-    return [r for r in log.rows() if r["item_id"] in wanted], stats
+    arm = ArmConfig(arm_cfg.name, arm_cfg.arm, settings)
+    return Job(arm, seed, cfg.model, cfg.data, dataset, tuple(items), view=dataset.name, tag=tag)
 
 
 def eval_set_of(item_id: str) -> str:
@@ -223,8 +198,9 @@ def eval_set_of(item_id: str) -> str:
 def score(rows: list[dict], **fields) -> list[dict]:
     from bench.metrics.scores import exact_match, token_f1
 
+    keep = ("item_id", "question", "answers", "prediction")
     return [{**fields, "eval_set": eval_set_of(r["item_id"]),
-             **r, "exact_match": exact_match(r["prediction"], r["answers"]),
+             **{k: r[k] for k in keep}, "exact_match": exact_match(r["prediction"], r["answers"]),
              "token_f1": token_f1(r["prediction"], r["answers"])} for r in rows]
 
 
@@ -233,9 +209,9 @@ def run_sweep(cfg, s: Settings, kinds: dict, out: Path, cache_dir: Path, progres
     points = [Point(n, aug) for aug in s.augmentation for n in sorted(s.sizes)]
     refs = [kinds[k] for k in ("closed_book", "rag") if k in kinds]
     swept = [kinds[k] for k in ("lora", "hybrid") if k in kinds]
-    bar = tqdm(total=len(cfg.seeds) * (len(refs) + len(points) * len(swept)), desc=NAME,
-               disable=not progress)
-    rows = []
+    from bench.engine import run_jobs
+
+    jobs, fields = [], []
     for seed in cfg.seeds:
         dataset = build_dataset(cfg.data, seed)
         view = training_view(dataset)
@@ -246,24 +222,22 @@ def run_sweep(cfg, s: Settings, kinds: dict, out: Path, cache_dir: Path, progres
         pool = {q.id: q for *_, sets in plan for q in sets["reworded"] + sets["trained"]}
         asked = test_items(dataset, s, seed) + [pool[i] for i in sorted(pool)]
         for arm_cfg in refs:
-            bar.set_postfix_str(f"seed {seed} {arm_cfg.name}")
-            answers, _ = answer_cell(arm_cfg, arm_cfg.settings, dataset, seed, asked, cfg, out,
-                                     cache_dir, progress)
-            rows += score(answers, arm=arm_cfg.name, kind=arm_cfg.arm, seed=seed)
-            bar.update()
+            jobs.append(job(arm_cfg, arm_cfg.settings, dataset, seed, asked, cfg))
+            fields.append({"arm": arm_cfg.name, "kind": arm_cfg.arm, "seed": seed})
         for p, settings, facts, sets in plan:
             for arm_cfg in swept:
-                bar.set_postfix_str(f"seed {seed} {arm_cfg.name} {p.label}")
                 arm_settings = replace(arm_cfg.settings, training=settings.training, lora=settings.lora)
                 questions = sets["reworded"] + sets["trained"] + sets["test"]
-                answers, stats = answer_cell(arm_cfg, arm_settings, view, seed, questions, cfg, out, cache_dir,
-                                             progress, tag=f"-{p.label}")
-                rows += score(answers, arm=arm_cfg.name, kind=arm_cfg.arm, seed=seed, size=p.size,
-                              augmentation=p.augmentation, **facts,
-                              train_seconds=stats.get("train_seconds"), final_loss=stats.get("final_loss"),
-                              adapter_cached=stats.get("adapter_cached"))
-                bar.update()
-    bar.close()
+                jobs.append(job(arm_cfg, arm_settings, view, seed, questions, cfg, tag=f"-{p.label}"))
+                fields.append({"arm": arm_cfg.name, "kind": arm_cfg.arm, "seed": seed, "size": p.size,
+                               "augmentation": p.augmentation, **facts, "sweep": True})
+    rows = []
+    for result, f in zip(run_jobs(jobs, out, cache_dir, progress, desc=NAME), fields):
+        if f.pop("sweep", False):
+            st = result.stats
+            f.update(train_seconds=st.get("train_seconds"), final_loss=st.get("final_loss"),
+                     adapter_cached=st.get("adapter_cached"))
+        rows += score(result.rows, **f)
     return pd.DataFrame(rows)
 
 
@@ -567,15 +541,14 @@ def rewrite(config: Path, out: Path, quick: bool = False) -> Path:
 def run(config: Path, out: Path, quick: bool = False, progress: bool = True,
         cache_dir: Path = CACHE_DIR) -> Path:
     from bench.report.manifest import write_manifest
-    from bench.runner import preflight, torch_threads
+    from bench.runner import preflight
 
     start = time.perf_counter()
     cfg, s, kinds = load(config, quick)
     preflight(cfg)      # the model resolves and every seed's data loads, before any training
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with torch_threads(cfg.model.threads):
-        items = run_sweep(cfg, s, kinds, out, Path(cache_dir), progress)
+    items = run_sweep(cfg, s, kinds, out, Path(cache_dir), progress)
     items.to_parquet(out / "items.parquet", index=False)
     cells = cell_table(items)
     write_csv(cells, out / "cells.csv")

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from tqdm import tqdm
 
 from bench.config import CACHE_DIR, ArmConfig, ConfigError, ExperimentConfig, content_hash
 from bench.report.claims import (Claim, fmt_ci, interval_verdict, markdown_rows, not_run,
@@ -166,34 +165,21 @@ def background_items(n: int) -> list:
     return items
 
 
-def background_cell(cfg: ExperimentConfig, arm: ArmConfig, seed: int, dataset, items, out: Path,
-                    cache_dir: Path, progress: bool) -> list[dict]:
-    """Closed-book answers of one (arm, seed) model to the background sample, logged and resumable;
-    a lora arm loads its adapter from the cache the runner pass filled."""
-    from bench.arms.base import ArmEnv
-    from bench.arms.registry import get_arm_class
-    from bench.metrics.scores import exact_match
-    from bench.predictions import PredictionLog
-    from bench.runner import Cell
+def background_jobs(rcfg: ExperimentConfig, arms_seeds, datasets, items) -> list:
+    """Closed-book questions about the pocket model's background world, asked of each (arm, seed)
+    model: a view of its own (the background sample), so the logs sit beside the test-world ones;
+    a lora arm loads its adapter from the cache the test-world pass filled."""
+    from bench.engine import Job
 
-    key = content_hash({"cell": Cell(arm, seed).key(cfg), "items": [q.id for q in items]}, n=12)
-    log = PredictionLog(out / "predictions" / f"background-{arm.name}-s{seed}-{key}.jsonl")
-    done = log.done_ids()
-    todo = [q for q in items if q.id not in done]
-    if todo:
-        model = get_arm_class(arm.arm)(arm.settings, ArmEnv(cfg.model, dataset, seed, cache_dir, progress))
-        try:
-            model.prepare()
-            size = cfg.model.batch_size
-            for i in range(0, len(todo), size):
-                batch = todo[i:i + size]
-                log.append([{"item_id": q.id, "split": q.split, "prediction": a.prediction,
-                             "exact_match": exact_match(a.prediction, q.answers)}
-                            for q, a in zip(batch, model.answer(batch))])
-        finally:
-            model.close()
-    wanted = {q.id for q in items}
-    return [r for r in log.rows() if r["item_id"] in wanted]
+    view = "background:" + content_hash([q.id for q in items], n=12)
+    return [Job(arm, seed, rcfg.model, rcfg.data, datasets[seed], tuple(items), view=view, tag="-background")
+            for arm, seed in arms_seeds]
+
+
+def _em_rows(rows) -> list[dict]:
+    from bench.metrics.scores import exact_match
+
+    return [{"split": r["split"], "exact_match": exact_match(r["prediction"], r["answers"])} for r in rows]
 
 
 def _em(rows, split: str | None = None) -> float:
@@ -204,37 +190,32 @@ def _em(rows, split: str | None = None) -> float:
 def measure(cfg: ExperimentConfig, s: Settings, out: Path, cache_dir: Path = CACHE_DIR,
             progress: bool = True) -> pd.DataFrame:
     """One row per (variant, seed): background EM, the drop from the base model, test-world EM."""
-    from bench.metrics.scores import exact_match
-    from bench.runner import cell_stats, cells, preflight, run_cell
+    from bench.engine import run_jobs
+    from bench.runner import plan, preflight, stats_table
 
     rcfg = run_config(cfg, s)
     datasets = preflight(rcfg)
-    out.mkdir(parents=True, exist_ok=True)
-    # two runner passes: references and the base adapter at every seed, the rest at sweep_seeds
+    # two test-world passes: references and the base adapter at every seed, the rest at sweep_seeds
     swept = {f"{k}_s{st}_r{r}" for k in ("lora", "hybrid") for st, r in variants(s)
              if seeds_of(cfg, s, st, r) != cfg.seeds}
     passes = [dataclasses.replace(rcfg, arms=tuple(a for a in rcfg.arms if a.name not in swept)),
               dataclasses.replace(rcfg, arms=tuple(a for a in rcfg.arms if a.name in swept),
                                   seeds=sweep_seeds(cfg, s))]
-    passes = [p for p in passes if p.arms]
-    todo = [(p, cell) for p in passes for cell in cells(p)]
-    world: dict[tuple[str, int], list[dict]] = {}
-    for p, cell in tqdm(todo, desc=f"{NAME}: test world", disable=not progress):
-        rows = run_cell(p, cell, datasets[cell.seed], out, cache_dir, progress)
-        world[(cell.arm.name, cell.seed)] = [
-            {"split": r["split"], "exact_match": exact_match(r["prediction"], r["answers"])}
-            for r in rows if r["answers"]]          # answerable items only
-    stats = pd.concat([cell_stats(p, out) for p in passes]).set_index(["arm", "seed"])
+    results = run_jobs([job for p in passes for job in plan(p, datasets)], out, cache_dir, progress,
+                       desc=f"{NAME}: test world")
+    world = {(r.job.arm.name, r.job.seed): _em_rows([row for row in r.rows if row["answers"]])
+             for r in results}                     # answerable items only
+    stats = stats_table(results).set_index(["arm", "seed"])
     items = background_items(s.background_items)
     by_name = {a.name: a for a in rcfg.arms}
     base_arm = template_arm(cfg, "closed_book", cfg.source)
     first = cfg.seeds[0]   # the base model does not depend on the seed: asked once
-    background = {BASE: background_cell(rcfg, base_arm, first, datasets[first], items, out,
-                                        cache_dir, progress)}
-    todo = [(f"lora_s{st}_r{r}", seed) for st, r in variants(s) for seed in seeds_of(cfg, s, st, r)]
-    for name, seed in tqdm(todo, desc=f"{NAME}: background", disable=not progress):
-        background[(name, seed)] = background_cell(rcfg, by_name[name], seed, datasets[seed], items,
-                                                   out, cache_dir, progress)
+    asked = [(base_arm, first)] + [(by_name[f"lora_s{st}_r{r}"], seed) for st, r in variants(s)
+                                   for seed in seeds_of(cfg, s, st, r)]
+    answered = run_jobs(background_jobs(rcfg, asked, datasets, items), out, cache_dir, progress,
+                        desc=f"{NAME}: background")
+    background = {(r.job.arm.name, r.job.seed): _em_rows(r.rows) for r in answered}
+    background[BASE] = background.pop((base_arm.name, first))
     before = {sp: _em(background[BASE], sp) for sp in ("train", "test")}
     rag_name = template_arm(cfg, "rag", cfg.source).name if s.reading else None
     rows = []

@@ -301,7 +301,7 @@ def adapter_timings(stats: pd.DataFrame) -> dict:
 
 def run(config: Path, out: Path, quick: bool = False, progress: bool = True,
         cache_dir: Path = CACHE_DIR) -> Path:
-    from bench.runner import cell_stats
+    from bench.runner import run_experiment
 
     cfg, s = load_study(config, Settings, quick)
     cfg = shrink(cfg, entities=s.entities, lora_steps=s.lora_steps, seeds=s.seeds, max_items=s.max_items)
@@ -309,9 +309,7 @@ def run(config: Path, out: Path, quick: bool = False, progress: bool = True,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    from bench.runner import run_experiment
-
-    table = run_experiment(cfg, out / "runs", cache_dir, progress=progress)
+    table, stats = run_experiment(cfg, out / "runs", cache_dir, progress=progress)
     source = {a.name: format_source(a) for a in cfg.arms}
     table = table.assign(format_source=table["arm"].map(source))
     scored = score_items(table, s.schema, s.value_key)
@@ -329,7 +327,7 @@ def run(config: Path, out: Path, quick: bool = False, progress: bool = True,
     write_csv(examples[["arm", "split", "seed", "question", "gold", "prediction", "reason"]], out / EXAMPLES_CSV)
     redraw(out)
     timings = {"total": round(time.perf_counter() - start, 1),
-               **adapter_timings(cell_stats(cfg, out / "runs"))}
+               **adapter_timings(stats)}
     write_manifest(out / "manifest.json", cfg.name, {"experiment": cfg.to_json(), "study": asdict(s)},
                    cfg.source, timings)
     return report(out, cfg, s, timings)

@@ -11,6 +11,7 @@ arm upserts into it and the v1 texts are upserted back afterwards (rollback, als
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -22,9 +23,10 @@ import yaml
 from tqdm import tqdm
 
 from bench.arms.adapter import TrainingData
-from bench.arms.base import ArmEnv, RetrievalSettings
+from bench.arms.base import RetrievalSettings
 from bench.arms.registry import get_arm_class
 from bench.config import CACHE_DIR, ConfigError, ModelConfig, build
+from bench.engine import Job, answer_rows, open_arm
 from bench.io import write_csv, write_text
 from bench.metrics.scores import exact_match
 from bench.models.lora import LoraSettings
@@ -113,61 +115,62 @@ def arm_settings(kind: str, cfg: FreshnessConfig):
     return cls(**{k: v for k, v in shared.items() if k in names})
 
 
-def open_arm(kind: str, cfg, dataset, seed, cache_dir, store, progress):
-    """The registered arm, prepared as usual, except that a retrieving arm uses the study's
-    shared store (so the update goes into the collection it answered from)."""
-    arm = get_arm_class(kind)(arm_settings(kind, cfg), ArmEnv(cfg.model, dataset, seed, cache_dir, progress))
-    if arm.retrieves:
-        arm._open_store = lambda: {"index_chunks": store.count(), "collection": store.collection_name}
-    stats = arm.prepare()
-    if arm.retrieves:
-        arm.store = store
-    return arm, stats
+def arm_job(kind: str, cfg: FreshnessConfig, dataset, seed: int, store) -> Job:
+    """The registered arm on one world version; a retrieving arm answers from the study's shared
+    store (handed in through the store seam), so the update goes into the collection it reads."""
+    from bench.config import ArmConfig, DataConfig, WorldData
+
+    return Job(ArmConfig(kind, kind, arm_settings(kind, cfg)), seed, cfg.model,
+               DataConfig(world=WorldData(entities=cfg.world.entities)), dataset, store=store)
 
 
-def answer_rows(arm, name, phase, questions, seed) -> list[dict]:
-    answers = arm.answer([q.item for q in questions])
+def answer(arm, job: Job, name: str, phase: str, questions) -> list[dict]:
+    """All questions in one call (the generator batches them), scored against v2 and v1."""
     rows = []
-    for q, a in zip(questions, answers):
+    for q, r in zip(questions, answer_rows(arm, job, [q.item for q in questions])):
         changed = q.group == "changed"
-        rows.append({"arm": name, "seed": seed, "phase": phase, "group": q.group, "split": q.item.split,
+        rows.append({"arm": name, "seed": job.seed, "phase": phase, "group": q.group, "split": q.item.split,
                      "item_id": q.item.id, "question": q.item.question, "new": q.item.answers[0],
-                     "old": q.old, "prediction": a.prediction,
-                     "em": exact_match(a.prediction, q.item.answers),
-                     "stale": exact_match(a.prediction, [q.old]) if changed else float("nan")})
+                     "old": q.old, "prediction": r["prediction"],
+                     "em": exact_match(r["prediction"], q.item.answers),
+                     "stale": exact_match(r["prediction"], [q.old]) if changed else float("nan")})
     return rows
 
 
 def run_arm(name, cfg, v, questions, store, cache_dir, progress) -> tuple[list[dict], dict]:
+    """Not an executor job: the arm answers, is updated in place (upsert, continued training or
+    a retrain), and answers again; it uses the executor's pieces (open_arm, answer_rows)."""
     kind, *updates = name.split("+")
-    arm, stats = open_arm(kind, cfg, v.v1, v.seed, cache_dir, store, progress)
-    cell = {"arm": name, "seed": v.seed, "update_seconds": 0.0, "update_cached": False,
-            "v1_adapter_cached": stats.get("adapter_cached"), "v1_train_seconds": stats.get("train_seconds")}
     upserted = False
     try:
-        rows = answer_rows(arm, name, "before", questions, v.seed)
-        for u in updates:
-            if u == "upsert":
-                s = upsert_update(store, v, cfg.retrieval.chunk_size)
-                upserted = True
-                cell["update_seconds"] += s.pop("update_seconds")
-                cell.update(s)
-            elif u == "continue":
-                s = continue_update(arm.generator, cfg.training, v, cfg.continue_training,
-                                    stats["adapter_key"], cache_dir, progress)
-                cell["update_seconds"] += s["update_seconds"]
-                cell["update_cached"] |= s["update_cached"]
-                cell["continue_examples"] = s["train_examples"]
-            elif u == "retrain":   # the arm's normal path on the v2 data: a fresh adapter
-                arm.close()
-                arm, s = open_arm(kind, cfg, v.v2, v.seed, cache_dir, store, progress)
-                cell["update_seconds"] += s["train_seconds"]
-                cell["update_cached"] |= bool(s["adapter_cached"])
-                cell["retrain_examples"] = s["train_examples"]
-        after = answer_rows(arm, name, "after", questions, v.seed) if updates else \
-            [{**r, "phase": "after"} for r in rows]
+        with contextlib.ExitStack() as stack:
+            job = arm_job(kind, cfg, v.v1, v.seed, store)
+            arm, stats = stack.enter_context(open_arm(job, cache_dir, progress))
+            cell = {"arm": name, "seed": v.seed, "update_seconds": 0.0, "update_cached": False,
+                    "v1_adapter_cached": stats.get("adapter_cached"), "v1_train_seconds": stats.get("train_seconds")}
+            rows = answer(arm, job, name, "before", questions)
+            for u in updates:
+                if u == "upsert":
+                    s = upsert_update(store, v, cfg.retrieval.chunk_size)
+                    upserted = True
+                    cell["update_seconds"] += s.pop("update_seconds")
+                    cell.update(s)
+                elif u == "continue":
+                    s = continue_update(arm.generator, cfg.training, v, cfg.continue_training,
+                                        stats["adapter_key"], cache_dir, progress)
+                    cell["update_seconds"] += s["update_seconds"]
+                    cell["update_cached"] |= s["update_cached"]
+                    cell["continue_examples"] = s["train_examples"]
+                elif u == "retrain":   # the arm's normal path on the v2 data: a fresh adapter
+                    stack.close()      # free the v1 model before the v2 one loads
+                    job = arm_job(kind, cfg, v.v2, v.seed, store)
+                    arm, s = stack.enter_context(open_arm(job, cache_dir, progress))
+                    cell["update_seconds"] += s["train_seconds"]
+                    cell["update_cached"] |= bool(s["adapter_cached"])
+                    cell["retrain_examples"] = s["train_examples"]
+            after = answer(arm, job, name, "after", questions) if updates else \
+                [{**r, "phase": "after"} for r in rows]
     finally:
-        arm.close()   # free this arm's model before the next one loads
         if upserted:
             cell["rollback_seconds"] = rollback(store, v, cfg.retrieval.chunk_size)
     return rows + after, cell

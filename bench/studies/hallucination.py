@@ -321,7 +321,7 @@ def sweep_label(name: str, steps: int) -> str:
 def run(config: Path, out: Path, quick: bool = False, progress: bool = True,
         cache_dir: Path = CACHE_DIR) -> Path:
     from bench.report.manifest import write_manifest
-    from bench.runner import cell_stats, run_experiment
+    from bench.runner import run_experiment
 
     start = time.perf_counter()
     cfg, s = load_study(config, Settings, quick)
@@ -331,14 +331,15 @@ def run(config: Path, out: Path, quick: bool = False, progress: bool = True,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
-    table = run_experiment(cfg, out, cache_dir, progress=progress)
+    table, cells = run_experiment(cfg, out, cache_dir, progress=progress)
     t_main = time.perf_counter() - start
-    cells = cell_stats(cfg, out).assign(steps=lambda d: [
+    cells = cells.assign(steps=lambda d: [
         a.settings.lora.steps if hasattr(a.settings, "lora") else None for a in cfg.arms for _ in cfg.seeds])
     parts, sweep_cells = [], pd.DataFrame()
     if sweep_cfg.arms:
-        parts.append(run_experiment(sweep_cfg, out, cache_dir, progress=progress))
-        sweep_cells = cell_stats(sweep_cfg, out).assign(steps=lambda d: [
+        sweep_table, sweep_cells = run_experiment(sweep_cfg, out, cache_dir, progress=progress)
+        parts.append(sweep_table)
+        sweep_cells = sweep_cells.assign(steps=lambda d: [
             a.settings.lora.steps for a in sweep_cfg.arms for _ in sweep_cfg.seeds])
     if reused is not None:
         parts.append(table[(table["arm"] == arm.name) & table["seed"].isin(s.gekhman_seeds)]

@@ -172,7 +172,7 @@ def run(config: Path, out: Path, quick: bool = False, progress: bool = True) -> 
             merged = dataclasses.replace(with_changes(sized, merge_adapter=True), arms=tuple(adapted))
             passes.append((merged, out / f"bs{bs}-merged", "_merged"))
         for pass_cfg, folder, suffix in passes:
-            t = run_experiment(pass_cfg, folder, progress=progress)
+            t, _ = run_experiment(pass_cfg, folder, progress=progress)
             t["arm"] = t["arm"] + suffix
             t["batch_size"] = bs
             t["label"] = t["arm"] + f"@bs{bs}"

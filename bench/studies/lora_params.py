@@ -252,22 +252,21 @@ def count_table(models: dict, s: Settings, progress: bool = True) -> pd.DataFram
 def accuracy_per_seed(cfg: ExperimentConfig, s: Settings, out: Path, cache_dir: Path,
                       progress: bool) -> pd.DataFrame:
     from bench.metrics.scores import exact_match
-    from bench.runner import cell_stats, cells, preflight, run_cell
+    from bench.runner import run_plain, stats_table
     from bench.studies.forgetting import template_arm, variant_arm
 
     kinds = [k for k in ("lora", "hybrid") if any(a.arm == k for a in cfg.arms)]
     arms = [variant_arm(template_arm(cfg, k, cfg.source), s.accuracy_steps, r)
             for k in kinds for r in s.accuracy_ranks]
     rcfg = dataclasses.replace(cfg, arms=tuple(arms))
-    datasets = preflight(rcfg)
-    out.mkdir(parents=True, exist_ok=True)
+    results = run_plain(rcfg, out, cache_dir, progress)
     em: dict[tuple[str, int], dict[str, float]] = {}
-    for cell in tqdm(cells(rcfg), desc=f"{NAME}: accuracy", disable=not progress):
-        rows = [r for r in run_cell(rcfg, cell, datasets[cell.seed], out, cache_dir, progress) if r["answers"]]
-        em[(cell.arm.name, cell.seed)] = {
-            split: _mean([exact_match(r["prediction"], r["answers"]) for r in rows if r["split"] == split])
+    for r in results:
+        rows = [row for row in r.rows if row["answers"]]
+        em[(r.job.arm.name, r.job.seed)] = {
+            split: _mean([exact_match(x["prediction"], x["answers"]) for x in rows if x["split"] == split])
             for split in ("train", "test")}
-    stats = cell_stats(rcfg, out).set_index(["arm", "seed"])
+    stats = stats_table(results).set_index(["arm", "seed"])
     rows = []
     for rank in s.accuracy_ranks:
         name = f"lora_s{s.accuracy_steps}_r{rank}"

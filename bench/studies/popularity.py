@@ -202,7 +202,7 @@ def world_distribution(cfg) -> pd.DataFrame:
 def run(config: Path, out: Path, quick: bool = False, progress: bool = True,
         cache_dir: Path = CACHE_DIR) -> Path:
     from bench.report.manifest import write_manifest
-    from bench.runner import cell_stats, run_experiment
+    from bench.runner import run_experiment
 
     start = time.perf_counter()
     cfg, s = load_study(config, Settings, quick)
@@ -212,8 +212,7 @@ def run(config: Path, out: Path, quick: bool = False, progress: bool = True,
                           "(popularity = documents per person)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    table = run_experiment(cfg, out, cache_dir, progress=progress)
-    cells = cell_stats(cfg, out)
+    table, cells = run_experiment(cfg, out, cache_dir, progress=progress)
     seeds = seed_metrics(table, s.bucket_starts)
     buckets = bucket_summary(seeds)
     dist = world_distribution(cfg)

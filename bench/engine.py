@@ -1,0 +1,165 @@
+"""The executor: jobs -> cached, resumable predictions. Every study that answers questions
+comes through here.
+
+A job is one arm (kind + settings, with its label), one model, one seed, one view of the data
+and the items to answer. Its answers go to a prediction log named by the job's key, a hash of
+everything that changes them (code version, arm kind and settings, model settings and identity,
+data config, view, seed); timings and labels do not count. A job whose log already holds every
+item loads no model. Otherwise the arm is prepared (model loaded, adapter trained or loaded from
+its content-hash cache, index built or opened), answers the missing items in batches, and each
+batch is appended and fsynced, so a killed run resumes where it stopped. One job's model is
+closed before the next job's loads.
+
+Studies that must act between answers (freshness updates the arm in place between its two
+passes) use the same pieces: `open_arm` and `answer_rows`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from tqdm import tqdm
+
+from bench.config import CACHE_DIR, ArmConfig, DataConfig, ModelConfig, content_hash, key_dict
+
+# Bump when code changes what an arm answers (prompting, retrieval, decoding): saved
+# predictions from older code then stop matching and are recomputed, not silently replayed.
+ANSWER_CODE_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Job:
+    arm: ArmConfig
+    seed: int
+    model: ModelConfig
+    data: DataConfig                    # what the dataset was built from (part of the key)
+    dataset: object = field(default=None, compare=False, repr=False)   # the Dataset the arm prepares on
+    items: tuple = field(default=(), compare=False, repr=False)        # the QA items to answer
+    view: str | None = None             # a named view of the data (a training subset, a probe set)
+    tag: str = ""                       # extra label in the log's file name
+    store: object = field(default=None, compare=False, repr=False)   # a vector store to answer from
+
+    @property
+    def label(self) -> str:
+        return f"{self.arm.name}{self.tag}-s{self.seed}"
+
+    def key(self) -> str:
+        from bench.models.resolve import model_identity
+
+        parts = {"code": ANSWER_CODE_VERSION, "kind": self.arm.arm, "settings": key_dict(self.arm.settings),
+                 "seed": self.seed, "model": key_dict(self.model), "data": key_dict(self.data),
+                 "model_identity": model_identity(self.model.name)}
+        if self.view is not None:
+            parts["view"] = self.view
+        return content_hash(parts, n=12)
+
+    def log_path(self, out_dir: Path) -> Path:
+        return Path(out_dir) / "predictions" / f"{self.label}-{self.key()}.jsonl"
+
+
+@dataclass
+class JobResult:
+    job: Job
+    rows: list[dict]                    # one per item of the job, in the log's order
+    stats: dict                         # what prepare() measured (train/index seconds, cache hits)
+
+    def stats_row(self) -> dict:
+        return {"arm": self.job.arm.name, "arm_kind": self.job.arm.arm, "seed": self.job.seed, **self.stats}
+
+
+def item_row(item, job: Job) -> dict:
+    meta = item.meta or {}
+    return {"item_id": item.id, "arm": job.arm.name, "arm_kind": job.arm.arm, "seed": job.seed,
+            "split": item.split, "kind": meta.get("kind", "answerable" if item.answers else "unanswerable"),
+            "popularity": meta.get("popularity"), "question": item.question,
+            "answers": list(item.answers), "gold_ids": list(item.gold_ids),
+            "meta": json.dumps(meta, sort_keys=True)}
+
+
+@contextlib.contextmanager
+def open_arm(job: Job, cache_dir: Path = CACHE_DIR, progress: bool = True):
+    """(prepared arm, prepare stats); the arm's models are freed on exit."""
+    from bench.arms.base import ArmEnv
+    from bench.arms.registry import get_arm_class
+
+    env = ArmEnv(job.model, job.dataset, job.seed, Path(cache_dir), progress, store=job.store)
+    arm = get_arm_class(job.arm.arm)(job.arm.settings, env)
+    try:
+        start = time.perf_counter()
+        stats = arm.prepare()
+        stats["prepare_seconds"] = round(time.perf_counter() - start, 3)
+        yield arm, stats
+    finally:
+        arm.close()   # free this arm's model before the next one loads
+
+
+def answer_rows(arm, job: Job, items: Sequence) -> list[dict]:
+    """The arm's answers to `items` as prediction rows (one batch)."""
+    from bench.arms.base import STAGES
+
+    rows = []
+    for item, a in zip(items, arm.answer(items)):
+        row = item_row(item, job)
+        row.update(prediction=a.prediction, prompt_tokens=a.prompt_tokens,
+                   completion_tokens=a.completion_tokens, contexts=a.contexts,
+                   retrieved_ids=a.retrieved_ids, retrieval_scores=a.scores,
+                   **{f"t_{s}": a.seconds[s] for s in STAGES})
+        rows.append(row)
+    return rows
+
+
+def run_job(job: Job, out_dir: Path, cache_dir: Path = CACHE_DIR, progress: bool = True) -> JobResult:
+    from bench.predictions import PredictionLog
+
+    log = PredictionLog(job.log_path(out_dir))
+    stats_path = log.path.with_suffix(".prepare.json")
+    done = log.done_ids()
+    todo = [q for q in job.items if q.id not in done]
+    if todo:
+        with open_arm(job, cache_dir, progress) as (arm, stats):
+            stats_path.write_text(json.dumps(stats, indent=1, default=str))
+            size = job.model.batch_size
+            bar = tqdm(total=len(job.items), initial=len(job.items) - len(todo), desc=job.label,
+                       disable=not progress, leave=False)
+            for i in range(0, len(todo), size):
+                batch = todo[i:i + size]
+                log.append(answer_rows(arm, job, batch))
+                bar.update(len(batch))
+            bar.close()
+    stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
+    wanted = {q.id for q in job.items}
+    return JobResult(job, [r for r in log.rows() if r["item_id"] in wanted], stats)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run with n torch intra-op threads (0 = leave torch's default), restored afterwards."""
+    if n <= 0:
+        yield
+        return
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_jobs(jobs: Sequence[Job], out_dir: Path | str, cache_dir: Path | str = CACHE_DIR,
+             progress: bool = True, desc: str = "jobs") -> list[JobResult]:
+    """Run every job in order (resuming finished work); one result per job."""
+    out_dir, cache_dir = Path(out_dir), Path(cache_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    bar = tqdm(jobs, desc=desc, disable=not progress)
+    for job in bar:
+        bar.set_postfix_str(job.label)
+        with torch_threads(job.model.threads):
+            results.append(run_job(job, out_dir, cache_dir, progress))
+    return results

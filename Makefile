@@ -7,6 +7,11 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 # make scale SCALE_FLAGS= runs the full 100k-chunk setting into results/scale (make scale-100k: into results/scale-100k)
 SCALE_FLAGS ?= --quick
+# make <study> MODEL=NAME runs a study with another model (pocket, a local folder, a Hugging Face
+# name); its results go to results/<model>/<study>/ and `make report` reads them too
+MODEL ?=
+STUDY := $(PY) -m bench study
+FLAGS := $(if $(MODEL),--model $(MODEL))
 
 .PHONY: all setup test pocket-model pocket-model-if-stale probes accuracy latency cost coldstart freshness scale scale-100k \
 	hallucination consistency format data-scaling forgetting popularity lora-params report world clean-caches
@@ -41,59 +46,59 @@ probes: pocket-model-if-stale
 
 ## accuracy: closed_book vs rag vs lora vs hybrid on the same test questions; writes results/accuracy/
 accuracy: pocket-model-if-stale
-	$(PY) -m bench run experiments/accuracy.yaml --out results/accuracy
+	$(STUDY) accuracy $(FLAGS)
 
 ## latency: per-query latency of every arm by stage, batch size 1 and 64; writes results/latency/
 latency: pocket-model-if-stale
-	$(PY) -m bench study latency
+	$(STUDY) latency $(FLAGS)
 
 ## cost: one-off and per-query costs priced by scenario, break-even query counts; results/cost/
 cost: pocket-model-if-stale
-	$(PY) -m bench study cost
+	$(STUDY) cost $(FLAGS)
 
 ## coldstart: raw documents -> first correct answer, empty caches; results/coldstart/
 coldstart: pocket-model-if-stale
-	$(PY) -m bench study coldstart
+	$(STUDY) coldstart $(FLAGS)
 
 ## freshness: world v1 -> v2, each arm's update step and its effect; results/freshness/
 freshness: pocket-model-if-stale
-	$(PY) -m bench study freshness
+	$(STUDY) freshness $(FLAGS)
 
 ## scale: knowledge base grown to 100k chunks: index, latency, recall, RAG quality; results/scale/
 scale: pocket-model-if-stale
-	$(PY) -m bench study scale $(SCALE_FLAGS)
+	$(STUDY) scale $(SCALE_FLAGS) $(FLAGS)
 
 ## scale-100k: the documented larger setting (1k / 10k / 100k chunks, 3 seeds; 794 s measured from empty caches); the claims report prefers it
 scale-100k: pocket-model-if-stale
-	$(PY) -m bench study scale --out results/scale-100k
+	$(STUDY) scale --folder scale-100k $(FLAGS)
 
 ## hallucination: unanswerable + answerable questions, abstention, faithfulness, citation; results/hallucination/
 hallucination: pocket-model-if-stale
-	$(PY) -m bench study hallucination
+	$(STUDY) hallucination $(FLAGS)
 
 ## consistency: answers across paraphrases, seeds and temperatures; results/consistency/
 consistency: pocket-model-if-stale
-	$(PY) -m bench study consistency
+	$(STUDY) consistency $(FLAGS)
 
 ## format: JSON answers, format in the prompt vs taught by fine-tuning; results/format/
 format: pocket-model-if-stale
-	$(PY) -m bench study format
+	$(STUDY) format $(FLAGS)
 
 ## data-scaling: LoRA/hybrid learning curves over training-set size, +/- paraphrases; results/data-scaling/
 data-scaling: pocket-model-if-stale
-	$(PY) -m bench study data-scaling
+	$(STUDY) data-scaling $(FLAGS)
 
 ## forgetting: background-world accuracy before/after LoRA, by steps and rank; results/forgetting/
 forgetting: pocket-model-if-stale
-	$(PY) -m bench study forgetting
+	$(STUDY) forgetting $(FLAGS)
 
 ## popularity: accuracy per entity-popularity bucket, per arm; results/popularity/
 popularity: pocket-model-if-stale
-	$(PY) -m bench study popularity
+	$(STUDY) popularity $(FLAGS)
 
 ## lora-params: trainable parameters and adapter size by rank and target modules; results/lora-params/
 lora-params: pocket-model-if-stale
-	$(PY) -m bench study lora-params
+	$(STUDY) lora-params $(FLAGS)
 
 ## report: the claims report from saved results (no model runs); results/report.md and .html
 report: setup

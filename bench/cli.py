@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 import time
 from pathlib import Path
 
+from bench.config import ConfigError
 from bench.data.loaders import DataError, import_squad, load_dataset, write_jsonl
 from bench.io import atomic_write, write_json
 
@@ -97,42 +97,43 @@ def cmd_probes(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from bench.config import ConfigError, load_experiment
-    from bench.report.accuracy import write_accuracy_report
-    from bench.report.outputs import load_table, write_outputs
-    from bench.runner import run_experiment
-
+    """An experiment YAML of your own through the accuracy study (the head-to-head)."""
     import pandas as pd
 
-    cfg = load_experiment(args.config)          # every config error surfaces here, before any work
-    out = Path(args.out or f"results/{cfg.name}")
+    from bench.config import load_experiment
+    from bench.studies.driver import results_folder, run_study
+
+    cfg = load_experiment(args.config, model=args.model)   # every config error surfaces here
+    out = Path(args.out) if args.out else results_folder(cfg.name, cfg.model.name)
     start = time.perf_counter()
-    if args.report_only:   # redraw tables, plots and report from the saved per-item table
-        if not (out / "items.parquet").exists():
-            raise ConfigError(f"{out}/items.parquet: no saved table; run without --report-only first")
-        table = load_table(out / "items.parquet")
-        cells = pd.read_csv(out / "cells.csv")
-        timings = json.loads((out / "manifest.json").read_text())["timings_seconds"]
-    else:
-        table, cells = run_experiment(cfg, out, progress=not args.quiet)
-        timings = {"run_and_score": round(time.perf_counter() - start, 1)}
-    summary = write_outputs(cfg, table, cells, out, timings)
-    breakdown = pd.read_csv(out / "breakdown.csv")
-    report = write_accuracy_report(cfg, table, summary, breakdown, cells, out)
+    report = run_study("accuracy", args.config, out, args.model, report_only=args.report_only,
+                       progress=not args.quiet)
+    summary = pd.read_csv(out / "summary.csv")
     print(summary.pivot(index="metric", columns="arm", values="mean").round(4).to_string())
     print(f"wrote {out}/ (report: {report}) in {time.perf_counter() - start:.0f} s")
     return 0
 
 
 def cmd_study(args) -> int:
-    from bench.studies import get_study
+    from bench.studies import get_legacy
+    from bench.studies.driver import run_study
+    from bench.studies.registry import study_names
 
-    study = get_study(args.name)
-    config = Path(args.config or f"experiments/{args.name}.yaml")
-    out = Path(args.out or f"results/{args.name}")
+    from bench.studies import SHIPPED
+
+    if args.name not in study_names() and args.name not in SHIPPED:
+        raise ConfigError(f"unknown study '{args.name}'; known: {sorted(set(SHIPPED) | set(study_names()))}")
     start = time.perf_counter()
-    report = study.run(config, out, quick=args.quick, progress=not args.quiet)
-    print(f"wrote {out}/ (report: {report}) in {time.perf_counter() - start:.0f} s")
+    if args.name not in study_names():
+        if args.model or args.report_only:
+            raise ConfigError(f"study {args.name}: --model/--report-only not supported yet")
+        out = Path(args.out or f"results/{args.folder or args.name}")
+        config = Path(args.config or f"experiments/{args.name}.yaml")
+        report = get_legacy(args.name).run(config, out, quick=args.quick, progress=not args.quiet)
+    else:
+        report = run_study(args.name, args.config, args.out, args.model, args.quick,
+                           args.report_only, progress=not args.quiet, folder=args.folder)
+    print(f"wrote {report.parent}/ (report: {report}) in {time.perf_counter() - start:.0f} s")
     return 0
 
 
@@ -179,15 +180,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config")
     s.add_argument("--out", help="results folder (default: results/<experiment name>)")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.add_argument("--model", help="run with this model instead of the YAML's")
     s.add_argument("--report-only", action="store_true",
-                   help="only rewrite summary, plots and report from the saved items.parquet")
+                   help="only rewrite summary, plots and report from the saved items.csv")
     s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("study", help="run a study (latency, cost, coldstart, freshness, scale)")
+    s = sub.add_parser("study", help="run a study by name (see `bench studies`)")
     s.add_argument("name")
     s.add_argument("--config", help="default: experiments/<name>.yaml")
-    s.add_argument("--out", help="default: results/<name>")
-    s.add_argument("--quick", action="store_true", help="the study's small setting")
+    s.add_argument("--out", help="default: results/<name>, or results/<model>/<name> for another model")
+    s.add_argument("--model", help="run with this model instead of the YAML's (pocket, a folder, a hub name)")
+    s.add_argument("--folder", help="results folder name under results/ (or results/<model>/); default: <name>")
+    s.add_argument("--quick", action="store_true", help="the study's small setting (its `quick:` patch)")
+    s.add_argument("--report-only", action="store_true",
+                   help="rewrite derived tables, plots and report.md from the saved tables; no model runs")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_study)
 

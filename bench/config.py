@@ -15,7 +15,6 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
 
 class ConfigError(ValueError):
@@ -25,6 +24,9 @@ class ConfigError(ValueError):
 # Where adapters, indexes and embeddings are cached by content hash. Defined here, not in
 # bench.runner, so studies can name it without importing the model stack (the report path).
 CACHE_DIR = Path(".cache")
+# the model every shipped study runs on unless told otherwise (results/<study>/; any other
+# model's results go to results/<model>/<study>/)
+DEFAULT_MODEL = "pocket"
 
 
 # A field added after results were cached carries this metadata: at its default value it is left
@@ -96,7 +98,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "pocket"               # 'pocket', a local folder, or a Hugging Face name
+    name: str = DEFAULT_MODEL          # 'pocket', a local folder, or a Hugging Face name
     device: str = "auto"
     max_new_tokens: int = 8
     batch_size: int = 64
@@ -190,14 +192,28 @@ def _coerce(tp, value, where: str):
     return value
 
 
-def parse_experiment(raw: dict, source: str = "<config>") -> ExperimentConfig:
-    from bench.arms.registry import get_arm_class   # arms register their settings types
+def parse_experiment(raw: dict, source: str = "<config>", arms_required: bool = True) -> ExperimentConfig:
+    """The experiment sections of a raw mapping (other top-level keys are errors). Each arm
+    starts from `arm_defaults[<its kind>]` and overrides what it names."""
+    from bench.arms.registry import ARMS, get_arm_class   # arms register their settings types
+    from bench.config_files import deep_merge
 
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
     raw = dict(raw)
     arms_raw = raw.pop("arms", None)
-    if not arms_raw or not isinstance(arms_raw, list):
+    defaults = raw.pop("arm_defaults", None) or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{source}: arm_defaults: expected a mapping of arm kind -> settings")
+    get_arm_class("closed_book")   # registers the built-in kinds
+    for kind, value in defaults.items():
+        if kind not in ARMS:
+            raise ConfigError(f"{source}: arm_defaults.{kind}: unknown arm kind; registered: {sorted(ARMS)}")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: arm_defaults.{kind}: expected a mapping of settings")
+    if arms_raw is None and not arms_required:
+        arms_raw = []
+    elif not arms_raw or not isinstance(arms_raw, list):
         raise ConfigError(f"{source}: arms: expected a non-empty list of arms")
     arms, labels = [], set()
     for i, entry in enumerate(arms_raw):
@@ -210,6 +226,7 @@ def parse_experiment(raw: dict, source: str = "<config>") -> ExperimentConfig:
             cls = get_arm_class(kind)
         except KeyError as e:
             raise ConfigError(f"{where}.arm: {e.args[0]}") from None
+        entry = deep_merge(defaults.get(kind, {}), entry)
         name = entry.pop("name", kind)
         if name in labels:
             raise ConfigError(f"{where}.name: duplicate arm name '{name}'")
@@ -223,14 +240,9 @@ def parse_experiment(raw: dict, source: str = "<config>") -> ExperimentConfig:
     return dataclasses.replace(cfg, arms=tuple(arms))
 
 
-def load_experiment(path: str | Path) -> ExperimentConfig:
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: experiment file not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{line}: not valid YAML: {getattr(e, 'problem', e)}") from None
+def load_experiment(path: str | Path, model: str | None = None) -> ExperimentConfig:
+    """An experiment file (no study section): includes merged, the model switched."""
+    from bench.config_files import load_config_raw
+
+    raw, _ = load_config_raw(path, model=model)
     return parse_experiment(raw, str(path))

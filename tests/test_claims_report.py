@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report import accuracy
+from bench.studies.accuracy import read as accuracy
 from bench.report.claims import (CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED, Claim, all_of,
                                  interval_verdict, range_verdict)
-from bench.report.claims_report import TOPICS, Section, ordered, tally
+from bench.report.claims_report import Section, ordered, tally, topics
 from bench.report.tables import summarize
 from bench.studies import freshness_report, scale_report
 
@@ -130,10 +130,15 @@ def test_claims_come_in_design_order_and_missing_topics_show_not_run():
                 Section("accuracy", [claim("hybrid.raft", "accuracy"), claim("accuracy", "accuracy"),
                                      claim("other", "accuracy")])]
     rows = ordered(sections)
-    topics = [t for t, _ in rows]
-    assert topics == ["accuracy", "accuracy", "hybrid", *[t for t, _, _ in TOPICS[2:]], "scale"]
-    assert [c.id for t, c in rows if t == "accuracy"] == ["accuracy", "other"]   # unknown id -> its experiment
-    assert [c.verdict for t, c in rows if t == "cost"] == [NOT_RUN]
+    names = [t for t, _, _ in rows]
+    assert names == ["accuracy", "accuracy", "hybrid", *[t for t, _, _ in topics()[2:]], "scale"]
+    assert [c.id for t, c, _ in rows if t == "accuracy"] == ["accuracy", "other"]   # unknown id -> its experiment
+    assert [c.verdict for t, c, _ in rows if t == "cost"] == [NOT_RUN]
+    assert {m for _, _, m in rows} == {"pocket"}
+    # another model's sections add its own rows after the default model's, without not-run fill
+    other = [Section("scale", [claim("scale", "scale")], model="tiny")]
+    more = ordered(sections + other)
+    assert more[:len(rows)] == rows and [(t, m) for t, _, m in more[len(rows):]] == [("scale", "tiny")]
     assert tally(rows).startswith(f"{len(rows)} claims: 5 supported, 0 contradicted")
 
 

@@ -8,8 +8,13 @@ import pytest
 
 from bench.config import ConfigError
 from bench.report.claims import CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED
-from bench.studies import popularity as pop
-from bench.studies.common import load_study
+from bench.studies.driver import load_study_config, run_study
+from bench.studies.popularity import read as pop
+from bench.studies.registry import get_study
+
+
+def load_study(path, _settings=None, quick=False):
+    return load_study_config(get_study("popularity"), path, quick)
 
 STARTS = (1, 2, 3, 5)
 
@@ -94,19 +99,19 @@ def test_config_errors_name_the_key(tmp_path):
     base = "name: p\ndata: {world: {entities: 10}}\narms: [{arm: rag}]\n"
     path.write_text(base + "study: {bucket_starts: [2, 3]}\n")
     with pytest.raises(ConfigError, match=r"study.bucket_starts: expected at least two increasing"):
-        load_study(path, pop.Settings)
+        load_study(path)
     path.write_text(base + "study: {bucket_sarts: [1, 2]}\n")
     with pytest.raises(ConfigError, match=r"study.bucket_sarts: unknown key"):
-        load_study(path, pop.Settings)
+        load_study(path)
 
 
 def test_shipped_config_is_the_accuracy_arms():
     from bench.config import load_experiment
 
-    cfg, s = load_study("experiments/popularity.yaml", pop.Settings)
+    cfg, s = load_study("experiments/popularity.yaml")
     assert cfg.arms == load_experiment("experiments/accuracy.yaml").arms
     assert cfg.data.max_items is None and cfg.data.eval_splits == ("test",)
-    _, quick = load_study("experiments/popularity.yaml", pop.Settings, quick=True)
+    _, quick = load_study("experiments/popularity.yaml", quick=True)
     assert quick != s
 
 
@@ -121,10 +126,18 @@ seeds: [0, 1]
 arms: [{{arm: closed_book}}, {{arm: rag, retrieval: {{k: 1}}}}]
 """)
     out = tmp_path / "out"
-    report = pop.run(path, out, progress=False, cache_dir=tmp_path / "cache")
-    for name in ("summary.csv", "seeds.csv", "buckets.csv", "world_popularity.csv", "cells.csv",
+    report = run_study("popularity", path, out, progress=False, cache_dir=tmp_path / "cache")
+    for name in ("items.csv", "summary.csv", "seeds.csv", "buckets.csv", "world_popularity.csv", "cells.csv",
                  "manifest.json", "popularity.png", "report.md"):
         assert (out / name).exists(), name
+    # the reading half alone rewrites the derived tables and the report to the same bytes
+    derived = {name: (out / name).read_bytes() for name in ("seeds.csv", "buckets.csv", "summary.csv", "report.md")}
+    manifest = (out / "manifest.json").read_bytes()
+    for name in derived:
+        (out / name).unlink()
+    run_study("popularity", path, out, report_only=True, progress=False)
+    assert {name: (out / name).read_bytes() for name in derived} == derived
+    assert (out / "manifest.json").read_bytes() == manifest
     seeds = pd.read_csv(out / "seeds.csv", dtype={"bucket": str})
     assert set(seeds["bucket"]) == {"1", "2+", "all"}
     per_cell = seeds[(seeds["metric"] == "exact_match")].pivot_table(index=["arm", "seed"], columns="bucket",

@@ -52,9 +52,9 @@ def test_study_sections_are_validated_with_their_key(tmp_path):
 
 @pytest.mark.parametrize("name", ["latency", "cost", "coldstart"])
 def test_shipped_study_configs_load_in_both_settings(name):
-    from bench.studies import get_study
+    from bench.studies import get_legacy
 
-    module = get_study(name)
+    module = get_legacy(name)
     cfg, full = load_study(f"experiments/{name}.yaml", module.Settings)
     _, quick = load_study(f"experiments/{name}.yaml", module.Settings, quick=True)
     assert cfg.name == name and full != quick

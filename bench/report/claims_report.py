@@ -19,13 +19,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.config import DEFAULT_MODEL
 from bench.report.claims import VERDICTS, Claim, experiment_config, not_run, read_manifest
 
-# the claims of DESIGN.md, in its order: (topic, claim as the articles state it, experiment)
-TOPICS = (
-    ("accuracy", "RAG beats fine-tuning on ROUGE (~16%) and BLEU (~15%) on average (Lakatos et al. 2024)",
-     "accuracy"),
-    ("hybrid", "combining fine-tuning with RAG can lower scores (Lakatos) / help (Balaguer, RAFT)", "accuracy"),
+# claims of studies not yet on the registry (bench.studies.LEGACY): (topic, claim, experiment)
+LEGACY_TOPICS = (
     ("latency", "retrieval adds latency; fine-tuned models have no retrieval step", "latency"),
     ("freshness", "RAG updates by re-indexing; fine-tuning needs retraining", "freshness"),
     ("coldstart", "cold start: days to train vs fast to index", "coldstart"),
@@ -34,16 +32,28 @@ TOPICS = (
     ("hallucination", "RAG grounds facts, fine-tuning hallucinates outside its training data", "hallucination"),
     ("data-scaling", "100-500 examples already show measurable gains", "data-scaling"),
     ("forgetting", "narrow fine-tuning causes catastrophic forgetting", "forgetting"),
-    ("popularity", "RAG helps rare (less popular) facts most (Soudani et al. 2024)", "popularity"),
     ("lora-params", "LoRA trains a small fraction of the parameters (512 x 64: 32,768 -> 4,608 at r=8)",
      "lora-params"),
     ("cost", "RAG costs more per query; fine-tuning costs more up front", "cost"),
     ("scale", "RAG scales to large knowledge bases", "scale"),
 )
-MODULES = {"accuracy": "bench.report.accuracy"}
-# results folders an experiment may have written, most telling first: the claims come from the
-# first that exists (`make scale-100k` writes the >= 100k-chunk setting beside the --quick one)
-FOLDERS = {"scale": ["scale-100k", "scale"]}
+# the order of the claims report (DESIGN.md's): registered studies and legacy ones by name
+ORDER = ("accuracy", "latency", "freshness", "coldstart", "consistency", "format", "hallucination",
+         "data-scaling", "forgetting", "popularity", "lora-params", "cost", "scale")
+
+
+def topics() -> list[tuple[str, str, str]]:
+    """(topic, claim as the articles state it, study) for every study, in report order."""
+    from bench.studies.registry import STUDIES, study_names
+
+    registered = study_names()
+    legacy = {e: [(t, c, e) for t, c, x in LEGACY_TOPICS if x == e] for e in ORDER}
+    out = []
+    for name in [*ORDER, *[n for n in registered if n not in ORDER]]:
+        out += [(t, c, name) for t, c in STUDIES[name].topics] if name in registered else legacy.get(name, [])
+    return out
+
+
 INTRO = ("Each row is one claim of the articles, the experiment that tests it, the numbers it measured "
          "(means over seeds with 95% CIs) and a verdict computed by code from the saved tables by the "
          "rule shown in the experiment's section: supported, contradicted, inconclusive at this model "
@@ -63,6 +73,8 @@ class Section:
     claims: list[Claim] = field(default_factory=list)
     plots: list[Path] = field(default_factory=list)
     stale: str | None = None     # why its results may not describe the current pocket model
+    model: str = DEFAULT_MODEL
+    folder: Path | None = None   # the results folder read (None: nothing saved)
 
 
 def staleness(folder: Path) -> str | None:
@@ -81,13 +93,15 @@ def staleness(folder: Path) -> str | None:
 
 
 def experiments() -> list[str]:
-    return list(dict.fromkeys(experiment for _, _, experiment in TOPICS))
+    return list(dict.fromkeys(experiment for _, _, experiment in topics()))
 
 
 def claims_module(experiment: str):
-    """The module with the experiment's claims() and redraw(), or None when there is none."""
-    if experiment in MODULES:
-        return importlib.import_module(MODULES[experiment])
+    """What has the experiment's claims() and redraw(): its registered study, or a module."""
+    from bench.studies.registry import STUDIES, study_names
+
+    if experiment in study_names():
+        return STUDIES[experiment]
     base = f"bench.studies.{experiment.replace('-', '_')}"
     for name in (f"{base}_report", base):
         if importlib.util.find_spec(name) is not None:
@@ -95,49 +109,86 @@ def claims_module(experiment: str):
     return None
 
 
+LEGACY_FOLDERS = {"scale": ("scale-100k", "scale")}
+
+
+def folders_of(experiment: str) -> tuple[str, ...]:
+    """The results folders a study may have written, most telling first (`make scale-100k`
+    writes the >= 100k-chunk setting beside the --quick one): its claims come from the first."""
+    from bench.studies.registry import STUDIES, study_names
+
+    if experiment in study_names():
+        return STUDIES[experiment].folders or (experiment,)
+    return LEGACY_FOLDERS.get(experiment, (experiment,))
+
+
 def results_folder(results: Path, experiment: str) -> Path:
-    candidates = [results / name for name in FOLDERS.get(experiment, [experiment])]
+    candidates = [results / name for name in folders_of(experiment)]
     return next((f for f in candidates if f.is_dir()), candidates[-1])
 
 
+def model_roots(results: Path) -> list[tuple[str, Path]]:
+    """(model, folder holding its study folders): the default model's is `results` itself, any
+    other model's a subfolder `results/<model>/` (as `--model` writes them)."""
+    known = {f for e in experiments() for f in (e, *folders_of(e))} | {"probes"}
+    roots = [(DEFAULT_MODEL, results)]
+    if results.is_dir():
+        for d in sorted(p for p in results.iterdir() if p.is_dir() and p.name not in known):
+            if any((d / e).is_dir() for e in experiments()):
+                roots.append((d.name, d))
+    return roots
+
+
+def read_section(experiment: str, folder: Path, model: str) -> Section:
+    module = claims_module(experiment) if folder.is_dir() else None
+    section = Section(experiment, stale=staleness(folder) if folder.is_dir() else None, model=model,
+                      folder=folder if folder.is_dir() else None)
+    if module is not None and hasattr(module, "claims"):
+        try:
+            section.claims = list(module.claims(folder))
+            section.plots = list(module.redraw(folder)) if hasattr(module, "redraw") else []
+        except Exception as e:
+            raise RuntimeError(f"{experiment}: reading {folder} failed: {e}") from e
+    return section
+
+
 def gather(results: Path) -> list[Section]:
-    """Claims and redrawn plots of every experiment whose results folder exists."""
+    """Claims and redrawn plots of every study, for the default model (a section each, run or
+    not) and for every other model that has results (its studies that ran)."""
     sections = []
-    for experiment in experiments():
-        folder = results_folder(results, experiment)
-        module = claims_module(experiment) if folder.is_dir() else None
-        section = Section(experiment, stale=staleness(folder) if folder.is_dir() else None)
-        if module is not None and hasattr(module, "claims"):
-            try:
-                section.claims = list(module.claims(folder))
-                section.plots = list(module.redraw(folder)) if hasattr(module, "redraw") else []
-            except Exception as e:
-                raise RuntimeError(f"{experiment}: reading {folder} failed: {e}") from e
-        sections.append(section)
+    for model, root in model_roots(Path(results)):
+        for experiment in experiments():
+            folder = results_folder(root, experiment)
+            if model == DEFAULT_MODEL or folder.is_dir():
+                sections.append(read_section(experiment, folder, model))
     return sections
 
 
 def topic_of(claim: Claim, experiment: str) -> str:
     prefix = claim.id.split(".")[0].replace("_", "-")
-    topics = [t for t, _, _ in TOPICS]
-    if prefix in topics:
+    known = topics()
+    if prefix in [t for t, _, _ in known]:
         return prefix
-    return next(t for t, _, e in TOPICS if e in (claim.experiment, experiment))
+    return next(t for t, _, e in known if e in (claim.experiment, experiment))
 
 
-def ordered(sections: list[Section]) -> list[tuple[str, Claim]]:
-    """(topic, claim) for every topic of DESIGN.md in its order; a topic no experiment
-    measured shows as not run."""
-    by_topic: dict[str, list[Claim]] = {t: [] for t, _, _ in TOPICS}
-    for section in sections:
-        for claim in section.claims:
-            by_topic[topic_of(claim, section.experiment)].append(claim)
-    return [(topic, claim) for topic, text, experiment in TOPICS
-            for claim in by_topic[topic] or [not_run(topic, text, experiment)]]
+def ordered(sections: list[Section]) -> list[tuple[str, Claim, str]]:
+    """(topic, claim, model) for every topic in report order, the default model's first; a
+    topic the default model has no result for shows as not run."""
+    rows = []
+    for model in dict.fromkeys(s.model for s in sections):
+        by_topic: dict[str, list[Claim]] = {t: [] for t, _, _ in topics()}
+        for section in (s for s in sections if s.model == model):
+            for claim in section.claims:
+                by_topic[topic_of(claim, section.experiment)].append(claim)
+        rows += [(topic, claim, model) for topic, text, experiment in topics()
+                 for claim in by_topic[topic] or ([not_run(topic, text, experiment)]
+                                                  if model == DEFAULT_MODEL else [])]
+    return rows
 
 
-def tally(rows: list[tuple[str, Claim]]) -> str:
-    counts = {v: sum(c.verdict == v for _, c in rows) for v in VERDICTS}
+def tally(rows) -> str:
+    counts = {v: sum(row[1].verdict == v for row in rows) for v in VERDICTS}
     return f"{len(rows)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items())
 
 
@@ -145,28 +196,34 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def _title(section: Section) -> str:
+    return section.experiment if section.model == DEFAULT_MODEL else f"{section.experiment} ({section.model})"
+
+
 def markdown(rows, sections: list[Section], results: Path, out: Path) -> str:
     def rel(path: Path) -> str:   # links and images are relative to the report's folder
         return Path(os.path.relpath(path, out)).as_posix()
 
-    def link(experiment: str) -> str:
-        folder = results_folder(results, experiment)
-        report = folder / "report.md"
-        return f"[{folder.name}]({rel(report)})" if report.exists() else experiment
+    folders = {(s.experiment, s.model): s.folder for s in sections}
+
+    def link(experiment: str, model: str) -> str:
+        folder = folders.get((experiment, model))
+        report = folder / "report.md" if folder else None
+        return f"[{folder.name}]({rel(report)})" if report and report.exists() else experiment
 
     lines = ["# Claims report: what the articles say, what this bench measured", "",
              INTRO, "", f"**{tally(rows)}.**", "", *stale_note(sections),
-             "| topic | claim | experiment | measured (95% CI) | verdict |", "|---|---|---|---|---|"]
-    lines += [f"| {topic} | {_cell(c.text)} | {link(c.experiment)} | {_cell(c.measured)} | "
-              f"**{c.verdict}** |" for topic, c in rows]
+             "| topic | claim | experiment | model | measured (95% CI) | verdict |", "|---|---|---|---|---|---|"]
+    lines += [f"| {topic} | {_cell(c.text)} | {link(c.experiment, model)} | {model} | {_cell(c.measured)} | "
+              f"**{c.verdict}** |" for topic, c, model in rows]
     for section in sections:
-        lines += ["", f"## {section.experiment}", ""]
+        lines += ["", f"## {_title(section)}", ""]
         if not section.claims:
             lines.append(f"Not run: no saved results in `{section.experiment}/` (`make {section.experiment}`).")
             continue
         if section.stale:
             lines += [f"**Stale:** {section.stale}.", ""]
-        lines += [f"Details: {link(section.experiment)}.", "",
+        lines += [f"Details: {link(section.experiment, section.model)}.", "",
                   "| claim | measured | verdict | rule |", "|---|---|---|---|"]
         lines += [f"| {_cell(c.text)} | {_cell(c.measured)} | **{c.verdict}** | {_cell(c.rule)} |"
                   for c in section.claims]
@@ -175,7 +232,7 @@ def markdown(rows, sections: list[Section], results: Path, out: Path) -> str:
 
 
 def stale_note(sections: list[Section]) -> list[str]:
-    stale = [s.experiment for s in sections if s.stale and s.claims]
+    stale = [_title(s) for s in sections if s.stale and s.claims]
     if not stale:
         return []
     return [f"**Made with an older pocket model, to be rerun:** {', '.join(stale)}. Their verdicts "
@@ -198,13 +255,14 @@ def to_html(rows, sections: list[Section]) -> str:
              "<h1>Claims report: what the articles say, what this bench measured</h1>",
              f"<p>{e(INTRO)}</p><p><b>{e(tally(rows))}.</b></p>",
              *[f"<p>{e(line.replace('**', ''))}</p>" for line in stale_note(sections)[:1]],
-             "<table><tr><th>topic</th><th>claim</th><th>experiment</th><th>measured (95% CI)</th>"
-             "<th>verdict</th></tr>"]
-    parts += [f"<tr><td>{e(t)}</td><td>{e(c.text)}</td><td><a href='#{e(c.experiment)}'>{e(c.experiment)}</a></td>"
-              f"<td>{e(c.measured)}</td>{_verdict_html(c.verdict)}</tr>" for t, c in rows]
+             "<table><tr><th>topic</th><th>claim</th><th>experiment</th><th>model</th>"
+             "<th>measured (95% CI)</th><th>verdict</th></tr>"]
+    parts += [f"<tr><td>{e(t)}</td><td>{e(c.text)}</td><td><a href='#{e(c.experiment)}-{e(m)}'>"
+              f"{e(c.experiment)}</a></td><td>{e(m)}</td><td>{e(c.measured)}</td>{_verdict_html(c.verdict)}</tr>"
+              for t, c, m in rows]
     parts.append("</table>")
     for section in sections:
-        parts.append(f"<h2 id='{e(section.experiment)}'>{e(section.experiment)}</h2>")
+        parts.append(f"<h2 id='{e(section.experiment)}-{e(section.model)}'>{e(_title(section))}</h2>")
         if not section.claims:
             parts.append(f"<p>Not run: no saved results (run <code>make {e(section.experiment)}</code>).</p>")
             continue
@@ -219,7 +277,7 @@ def to_html(rows, sections: list[Section]) -> str:
 
 
 def build_report(results: Path, out: Path) -> tuple[Path, Path, str]:
-    from bench.studies.common import write_text
+    from bench.io import write_text
 
     results, out = Path(results), Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,5 @@
-"""Write a results folder from a scored table: items.parquet, summary.csv, breakdown.csv,
-cells.csv, plots and a manifest. Every file is written to a temporary name and renamed, so an
-interrupted write never leaves a half-written result behind.
-"""
+"""The per-item table as a study commits it (items.csv), and the head-to-head's summaries of it:
+summary, breakdown by question kind, per-seed means, and the two standard plots."""
 
 from __future__ import annotations
 
@@ -10,23 +8,32 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.io import atomic_write
 from bench.report import plots
-from bench.report.manifest import write_manifest
 from bench.report.tables import METRICS, QUALITY, seed_means, summarize
 
 
-def save_table(table: pd.DataFrame, path: Path) -> None:
-    flat = table.copy()
-    for col in ("answers", "gold_ids", "contexts", "retrieved_ids", "retrieval_scores"):
-        if col in flat:   # nested lists -> JSON text: parquet-safe and readable in any tool
-            flat[col] = flat[col].map(json.dumps)
-    atomic_write(path, lambda p: flat.to_parquet(p, index=False))
+# bulky or derivable columns left out of the committed per-item table (the prediction logs keep them)
+ITEM_TABLE_DROP = ("contexts", "retrieved_ids", "retrieval_scores", "meta", "question")
+LIST_COLUMNS = ("answers", "gold_ids")
 
 
-def load_table(path: Path) -> pd.DataFrame:
-    table = pd.read_parquet(path)
-    for col in ("answers", "gold_ids", "contexts", "retrieved_ids", "retrieval_scores"):
+def item_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The per-item table a study commits (items.csv): one row per (arm, seed, item) with the
+    prediction, the gold answers and every score and timing; lists as JSON text."""
+    out = table.drop(columns=[c for c in ITEM_TABLE_DROP if c in table.columns])
+    for col in LIST_COLUMNS:
+        if col in out:
+            out[col] = out[col].map(lambda v: json.dumps(list(v)))
+    return out
+
+
+def load_item_table(path: Path) -> pd.DataFrame:
+    # only an empty field is missing (a prediction "NA" stays text); CSV cannot tell an empty
+    # string from a missing one, and text columns hold no missing values, so both read as ""
+    table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    for col in table.columns[table.dtypes == object]:
+        table[col] = table[col].fillna("")
+    for col in LIST_COLUMNS:
         if col in table:
             table[col] = table[col].map(json.loads)
     return table
@@ -42,20 +49,9 @@ def draw_plots(summary: pd.DataFrame, out_dir: Path, name: str, split: str) -> l
             plots.latency_stages(summary, out_dir / "latency_stages.png", f"{name}: latency by stage")]
 
 
-def write_outputs(cfg, table: pd.DataFrame, cells: pd.DataFrame, out_dir: Path,
-                  timings: dict) -> pd.DataFrame:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_table(table, out_dir / "items.parquet")
-    split = primary_split(table)
-    summary = summarize(table[table["split"] == split], METRICS)
-    per_seed = seed_means(table[table["split"] == split], METRICS)   # what paired CIs need
-    breakdown = summarize(table, QUALITY, by=("arm", "split", "kind"))
-    atomic_write(out_dir / "summary.csv", lambda p: summary.to_csv(p, index=False, float_format="%.6g"))
-    atomic_write(out_dir / "breakdown.csv", lambda p: breakdown.to_csv(p, index=False, float_format="%.6g"))
-    atomic_write(out_dir / "per_seed.csv", lambda p: per_seed.to_csv(p, index=False, float_format="%.6g"))
-    atomic_write(out_dir / "cells.csv", lambda p: cells.to_csv(p, index=False))
-    draw_plots(summary, out_dir, cfg.name, split)
-    write_manifest(out_dir / "manifest.json", cfg.name, cfg.to_json(), cfg.source, timings,
-                   {"items_per_cell": table.groupby(["arm", "seed"]).size().max(),
-                    "summary_split": split})
-    return summary
+def head_to_head_tables(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """summary.csv (primary split), per_seed.csv (what paired CIs need), breakdown.csv (every
+    split and question kind) of a scored per-item table."""
+    primary = table[table["split"] == primary_split(table)]
+    return {"summary.csv": summarize(primary, METRICS), "per_seed.csv": seed_means(primary, METRICS),
+            "breakdown.csv": summarize(table, QUALITY, by=("arm", "split", "kind"))}

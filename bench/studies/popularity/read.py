@@ -1,58 +1,24 @@
-"""popularity: accuracy per popularity bucket of the entity a question is about, per arm.
-
-Claim tested (Soudani et al. 2024): RAG helps the least popular facts most. An entity's
-popularity is the number of documents that mention it (the world draws it from a Zipf-like
-law: most people have one document, a few have many). Every answerable test question is put
-in the bucket of its person's popularity; per (arm, seed, bucket) exact match and token F1 are
-averaged, then means over seeds with 95% t-intervals. The arms and their settings are the
-accuracy experiment's, so its LoRA adapters come from the cache.
-
-`claims()` and `redraw()` read only the saved CSVs.
-"""
+"""popularity, the reading half: per-item table -> per (arm, seed, bucket) rates -> bucket
+summaries, claims, the plot and report.md. Saved tables only; no model code."""
 
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from bench.config import CACHE_DIR, ConfigError
 from bench.report.claims import NOT_RUN, Claim, fmt_ci, interval_verdict, markdown_rows, not_run, results_present
 from bench.report.plots import _save
 from bench.report.tables import arm_of_kind, mean_ci, summarize_long
-from bench.studies.common import load_study, write_csv, write_text
-from bench.studies.shrink import shrink
 
 EXPERIMENT = "popularity"
 CLAIM_TEXT = "RAG helps the least popular facts most (Soudani et al. 2024)"
 CLAIM_LORA_TEXT = "RAG's advantage over fine-tuning is largest for the least popular facts (Soudani et al. 2024)"
-SEEDS_CSV, BUCKETS_CSV = "seeds.csv", "buckets.csv"
+ITEMS_CSV, SEEDS_CSV, BUCKETS_CSV = "items.csv", "seeds.csv", "buckets.csv"
 METRICS = ("exact_match", "token_f1", "recall_at_k")   # recall: retrieving arms only (else NaN)
 PLOTTED = METRICS[:2]
-
-
-@dataclass(frozen=True)
-class Settings:
-    bucket_starts: tuple[int, ...] = (1, 2, 3, 5)   # buckets [1], [2], [3, 4], [5, ...]
-    min_items_per_bucket: int = 20                  # per seed; fewer is flagged in the report
-    # overrides of the experiment sections (None = as in the YAML; used by `quick:`)
-    entities: int | None = None
-    lora_steps: int | None = None
-    seeds: tuple[int, ...] | None = None
-    max_items: int | None = None
-
-    def validate(self, where: str) -> None:
-        starts = list(self.bucket_starts)
-        if len(starts) < 2 or starts[0] != 1 or starts != sorted(set(starts)):
-            raise ConfigError(f"{where}.bucket_starts: expected at least two increasing lower bounds "
-                              f"starting at 1, got {starts}")
-        for key in ("entities", "lora_steps", "max_items"):
-            if getattr(self, key) is not None and getattr(self, key) < 1:
-                raise ConfigError(f"{where}.{key}: expected >= 1, got {getattr(self, key)}")
 
 
 def bucket_labels(starts) -> list[str]:
@@ -187,49 +153,6 @@ def plot(seeds: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def world_distribution(cfg) -> pd.DataFrame:
-    """Entities per popularity value in each seed's world (no model needed)."""
-    from bench.data.world import WorldSpec, generate_world
-
-    rows = []
-    for seed in cfg.seeds:
-        world = generate_world(WorldSpec(n_entities=cfg.data.world.entities), seed + cfg.data.world.seed_offset)
-        for pop, count in pd.Series(world.popularity).value_counts().sort_index().items():
-            rows.append({"seed": seed, "documents": int(pop), "entities": int(count)})
-    return pd.DataFrame(rows)
-
-
-def run(config: Path, out: Path, quick: bool = False, progress: bool = True,
-        cache_dir: Path = CACHE_DIR) -> Path:
-    from bench.report.manifest import write_manifest
-    from bench.runner import run_experiment
-
-    start = time.perf_counter()
-    cfg, s = load_study(config, Settings, quick)
-    cfg = shrink(cfg, entities=s.entities, lora_steps=s.lora_steps, seeds=s.seeds, max_items=s.max_items)
-    if cfg.data.world is None:
-        raise ConfigError(f"{config}: data.world: the popularity study needs the synthetic world "
-                          "(popularity = documents per person)")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    table, cells = run_experiment(cfg, out, cache_dir, progress=progress)
-    seeds = seed_metrics(table, s.bucket_starts)
-    buckets = bucket_summary(seeds)
-    dist = world_distribution(cfg)
-    write_csv(seeds, out / SEEDS_CSV)
-    write_csv(buckets, out / BUCKETS_CSV)
-    write_csv(long_summary(buckets), out / "summary.csv")
-    write_csv(dist, out / "world_popularity.csv")
-    write_csv(cells, out / "cells.csv")
-    redraw(out)
-    found = claims(out)
-    timings = {"total": round(time.perf_counter() - start, 1)}
-    report = write_text(report_md(cfg, s, quick, seeds, buckets, dist, cells, found, timings), out / "report.md")
-    write_manifest(out / "manifest.json", cfg.name, {"experiment": cfg.to_json(), "study": asdict(s)},
-                   cfg.source, timings, {"quick": quick, "verdicts": {c.id: c.verdict for c in found}})
-    return report
-
-
 def _reading_notes(seeds: pd.DataFrame, buckets: pd.DataFrame, order: list[str]) -> list[str]:
     """What the table implies, with its numbers (computed, so a rerun cannot leave stale text)."""
     def row(kind: str, metric: str) -> str | None:
@@ -263,7 +186,7 @@ def _reading_notes(seeds: pd.DataFrame, buckets: pd.DataFrame, order: list[str])
     return notes
 
 
-def report_md(cfg, s: Settings, quick, seeds, buckets, dist, cells, found, timings) -> str:
+def report_md(cfg, s, quick, seeds, buckets, dist, cells, found, timings) -> str:
     order = _order(seeds)
     arms = list(dict.fromkeys(seeds["arm"]))
     per_seed = seeds[(seeds["arm"] == arms[0]) & (seeds["metric"] == "exact_match")]

@@ -1,4 +1,5 @@
-"""report.md for the accuracy head-to-head. Every number and verdict is computed from the tables.
+"""accuracy, the reading half: report.md, claims and plots of the head-to-head, every number and
+verdict computed from the saved tables.
 
 Verdict rule (written into the report too): a difference between two arms is *supported* when
 the 95% CI of the seed-paired difference lies above zero, *contradicted* when it lies below
@@ -15,7 +16,6 @@ import pandas as pd
 from bench.report.claims import (NOT_RUN, Claim, all_of, arm_names, interval_verdict, markdown_rows,
                                  not_run, read_manifest, results_present)
 from bench.report.tables import lookup, paired_difference
-from bench.io import write_text
 
 REPORTED = {"rougeL": ("ROUGE", 16.0), "bleu": ("BLEU", 15.0)}   # Lakatos et al. 2024, in %
 HYBRID_METRICS = ("exact_match", "rougeL")
@@ -173,8 +173,8 @@ def cells_table(cells: pd.DataFrame) -> list[str]:
     return lines
 
 
-def write_accuracy_report(cfg, table, summary, breakdown, cells, out_dir: Path,
-                          probes_path: Path = Path("results/probes/summary.csv")) -> Path:
+def accuracy_report(cfg, table, summary, breakdown, cells,
+                    probes_path: Path = Path("results/probes/summary.csv")) -> str:
     from bench.report.outputs import primary_split
 
     probes = pd.read_csv(probes_path) if probes_path.exists() else None
@@ -201,7 +201,7 @@ def write_accuracy_report(cfg, table, summary, breakdown, cells, out_dir: Path,
     lines += kind_table(breakdown) + [""]
     lines += ["## Latency by stage", "", "![latency](latency_stages.png)", ""]
     lines += cells_table(cells) + ["", "## Rule", "", RULE, ""]
-    return write_text("\n".join(lines), out_dir / "report.md")
+    return "\n".join(lines)
 
 
 def _data_text(cfg) -> str:
@@ -251,16 +251,10 @@ def accuracy_claims(table, summary: pd.DataFrame, names: dict[str, str]) -> list
 
 
 def seed_table(results_dir: Path) -> pd.DataFrame | None:
-    """Per-(arm, seed) means on the summary's split: per_seed.csv, or else items.parquet."""
+    """Per-(arm, seed) means on the summary's split (per_seed.csv)."""
     if (results_dir / "per_seed.csv").exists():
         return pd.read_csv(results_dir / "per_seed.csv")
-    if not (results_dir / "items.parquet").exists():
-        return None
-    from bench.report.outputs import primary_split
-
-    items = pd.read_parquet(results_dir / "items.parquet",
-                            columns=list(dict.fromkeys(["arm", "seed", "split", *HYBRID_METRICS, *REPORTED])))
-    return items[items["split"] == primary_split(items)]
+    return None
 
 
 def claims(results_dir: Path) -> list[Claim]:

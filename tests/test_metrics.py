@@ -149,28 +149,15 @@ def test_semantic_similarity_minilm():
     assert other < 0.6 and other < same - 0.3
 
 
-PREDS = ["the red harp", "1843", "unknown", "old red flute"]
-REFS = [["red flute"], ["1843", "1844"], [], ["red flute"]]
+def test_metrics_declare_groups_and_the_scored_groups_are_what_score_item_returns():
+    from bench.metrics.scores import SCORED_GROUPS, metric_groups, recall_at_k
 
-
-@pytest.mark.parametrize("name,keys", [("exact_match", ["exact_match"]), ("token_f1", ["token_f1"]),
-                                       ("bleu", ["bleu"]), ("rouge", ["rouge1", "rouge2", "rougeL"])])
-def test_evaluate_modules_match_scores(name, keys):
-    from bench.metrics.hf import load
-
-    module = load(name)
-    got = module.compute(predictions=PREDS, references=REFS)
-    for key in keys:
-        expected = np.mean([getattr(S, key)(p, r) for p, r in zip(PREDS, REFS)])
-        assert got[key] == pytest.approx(expected), key
-    # single-string references are accepted too
-    single = module.compute(predictions=["the red harp"], references=["red flute"])
-    assert single[keys[0]] == pytest.approx(getattr(S, keys[0])("the red harp", ["red flute"]))
-
-
-def test_evaluate_module_hand_value():
-    from bench.metrics.hf import load
-
-    # items: 0.5, 1.0, 1.0 (unknown on unanswerable), F1(old red flute, red flute) = 0.8
-    got = load("token_f1").compute(predictions=PREDS, references=REFS)["token_f1"]
-    assert got == pytest.approx((0.5 + 1.0 + 1.0 + 0.8) / 4)
+    groups = metric_groups()
+    assert {"exact_match", "bleu", "semantic_similarity"} <= set(groups["answer"])
+    assert set(groups["grounding"]) == {"abstained", "hallucinated", "faithfulness"}
+    assert groups["retrieval"] == ["recall_at_k"]
+    scored = score_item("red flute", ["red flute"], ["the red flute"], [["p1"]], ["p1"])
+    per_item = {n for g in SCORED_GROUPS for n in groups[g] if "embedder" not in METRICS[n].needs}
+    assert set(scored) == per_item | {"faithfulness_na"}
+    assert scored["recall_at_k"] == 1.0 and recall_at_k([["p2"], ["p3"]], ["p1"]) == 0.0
+    assert math.isnan(recall_at_k(None, ["p1"])) and math.isnan(recall_at_k([["p1"]], []))

@@ -8,7 +8,7 @@ from bench.models.lora import LoraSettings, train_lora
 from bench.pocket import data
 from bench.pocket.probes import ProbeSettings, lora_examples, reading_items, run_probes
 from bench.pocket.recipe import RECIPE_FILE, checkpoint_is_current, micro_recipe
-from bench.pocket.train import encode_example
+from bench.models.training import encode_example
 
 
 def test_micro_build_saves_a_loadable_checkpoint(micro_pocket):

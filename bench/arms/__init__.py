@@ -1,3 +1,8 @@
-"""The arms: one small module each, registered by kind. Importing the package registers them."""
+"""The arms: one small module each, registered by kind (bench.arms.registry). Importing the
+package imports every module in it, so a new arm is one module with one `@register_arm`."""
 
-from bench.arms import closed_book, hybrid, lora, rag  # noqa: F401  (registration side effect)
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

@@ -1,9 +1,14 @@
-"""Per-item QA metrics as pure functions, each declaring the inputs it needs.
+"""Per-item QA metrics as pure functions, each declaring the inputs it needs and its group.
 
 Inputs: `prediction` (str), `answers` (list[str]; empty = unanswerable, gold is then
-[UNKNOWN]), `contexts` (list[str], or None when the arm does not retrieve), and for the
-batch metric an `embedder` (encode function). Declaring needs next to each metric lets the
-harness skip a metric an arm cannot support instead of scoring it 0 (RAGChecker style).
+[UNKNOWN]), `contexts` (list[str], or None when the arm does not retrieve), `retrieved_ids` /
+`gold_ids` (passage ids), and for the batch metric an `embedder` (encode function). Declaring
+needs next to each metric lets the harness skip a metric an arm cannot support instead of
+scoring it 0, and groups name what a metric is about (RAGChecker's METRIC_REQUIREMENTS and
+METRIC_GROUP_MAP): `answer` (is it the gold answer), `grounding` (does it assert, and is it
+backed by the retrieved text), `retrieval` (did retrieval find the gold). Studies register
+their own groups beside these (bench/metrics/study.py): `citation`, `format`, `consistency`.
+Every scored per-item table carries the SCORED_GROUPS metrics.
 """
 
 from __future__ import annotations
@@ -27,16 +32,29 @@ class Metric:
     fn: Callable
     needs: tuple[str, ...]
     description: str
+    group: str = "answer"
 
 
 METRICS: dict[str, Metric] = {}
+# the groups every scored per-item table carries (studies compute their own groups themselves)
+SCORED_GROUPS = ("answer", "grounding", "retrieval")
 
 
-def register_metric(name: str, needs: Sequence[str], description: str):
+def register_metric(name: str, needs: Sequence[str], description: str, group: str = "answer"):
     def deco(fn: Callable) -> Callable:
-        METRICS[name] = Metric(name, fn, tuple(needs), description)
+        if name in METRICS:
+            raise ValueError(f"metric '{name}' is registered twice")
+        METRICS[name] = Metric(name, fn, tuple(needs), description, group)
         return fn
     return deco
+
+
+def metric_groups() -> dict[str, list[str]]:
+    """{group: [metric names]} of every registered metric (RAGChecker's METRIC_GROUP_MAP)."""
+    groups: dict[str, list[str]] = {}
+    for m in METRICS.values():
+        groups.setdefault(m.group, []).append(m.name)
+    return groups
 
 
 def references(answers: Sequence[str]) -> list[str]:
@@ -113,12 +131,13 @@ def bleu(prediction: str, answers: Sequence[str]) -> float:
                for g in references(answers))
 
 
-@register_metric("abstained", ("prediction",), "1 if the prediction declines to answer")
+@register_metric("abstained", ("prediction",), "1 if the prediction declines to answer", "grounding")
 def abstained(prediction: str) -> float:
     return float(normalize_answer(prediction) in ABSTENTIONS)
 
 
-@register_metric("hallucinated", ("prediction", "answers"), "1 if an asserted answer is not a gold one")
+@register_metric("hallucinated", ("prediction", "answers"), "1 if an asserted answer is not a gold one",
+                 "grounding")
 def hallucinated(prediction: str, answers: Sequence[str]) -> float:
     # On unanswerable items the gold is UNKNOWN, so any assertion fails exact match.
     return float(not abstained(prediction) and not exact_match(prediction, answers))
@@ -134,7 +153,7 @@ def faithfulness_na_reason(prediction: str, contexts: Sequence[str] | None) -> s
 
 
 @register_metric("faithfulness", ("prediction", "contexts"),
-                 "share of prediction tokens found in the retrieved contexts; NaN if not applicable")
+                 "share of prediction tokens found in the retrieved contexts; NaN if not applicable", "grounding")
 def faithfulness(prediction: str, contexts: Sequence[str] | None) -> float:
     # NaN, not 0 or 1: a missing value must not pull an arm's mean up or down.
     if faithfulness_na_reason(prediction, contexts):
@@ -165,11 +184,24 @@ METRICS["semantic_similarity"] = Metric(
     "cosine of prediction and best gold embeddings (batch; encode function required)")
 
 
-def score_item(prediction: str, answers: Sequence[str],
-               contexts: Sequence[str] | None) -> dict[str, float]:
-    """All per-item metrics, plus "faithfulness_na" (reason string, "" when defined)."""
-    inputs = {"prediction": prediction, "answers": answers, "contexts": contexts}
-    scores: dict = {m.name: float(m.fn(**{k: inputs[k] for k in m.needs}))
-                    for m in METRICS.values() if "embedder" not in m.needs}
-    scores["faithfulness_na"] = faithfulness_na_reason(prediction, contexts)
+@register_metric("recall_at_k", ("retrieved_ids", "gold_ids"),
+                 "1 if a retrieved chunk holds a gold passage; NaN without retrieval or gold", "retrieval")
+def recall_at_k(retrieved_ids: Sequence[Sequence[str]] | None, gold_ids: Sequence[str]) -> float:
+    gold = set(gold_ids)
+    if retrieved_ids is None or not gold:
+        return math.nan
+    return 1.0 if any(gold.intersection(ids) for ids in retrieved_ids) else 0.0
+
+
+def score_item(prediction: str, answers: Sequence[str], contexts: Sequence[str] | None,
+               retrieved_ids=None, gold_ids=()) -> dict[str, float]:
+    """Every per-item metric of SCORED_GROUPS, plus "faithfulness_na" (reason, "" when defined)."""
+    inputs = {"prediction": prediction, "answers": answers, "contexts": contexts,
+              "retrieved_ids": retrieved_ids, "gold_ids": gold_ids}
+    scores: dict = {}
+    for m in METRICS.values():
+        if m.group in SCORED_GROUPS and "embedder" not in m.needs:
+            scores[m.name] = float(m.fn(**{k: inputs[k] for k in m.needs}))
+            if m.name == "faithfulness":   # the reason sits beside the value it explains
+                scores["faithfulness_na"] = faithfulness_na_reason(prediction, contexts)
     return scores

@@ -8,7 +8,6 @@ import pandas as pd
 from bench.arms.base import STAGES
 from bench.metrics.scores import score_item, semantic_similarity
 from bench.models.resolve import MINILM
-from bench.retrieval.store import recall_of_ids
 
 
 def score_rows(rows: list[dict], embedder: str = MINILM, progress: bool = False) -> pd.DataFrame:
@@ -17,8 +16,7 @@ def score_rows(rows: list[dict], embedder: str = MINILM, progress: bool = False)
     scored = []
     for r in rows:
         r = dict(r)
-        r.update(score_item(r["prediction"], r["answers"], r["contexts"]))
-        r["recall_at_k"] = recall_of_ids(r["retrieved_ids"], r["gold_ids"])
+        r.update(score_item(r["prediction"], r["answers"], r["contexts"], r["retrieved_ids"], r["gold_ids"]))
         r["t_total"] = sum(r[f"t_{s}"] for s in STAGES)
         scored.append(r)
     table = pd.DataFrame(scored)

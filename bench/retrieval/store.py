@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -237,14 +236,8 @@ def collection_disk_bytes(root: Path, collection_id: str) -> int:
     return int(vector_bytes + (shared * mine / total if total else 0))
 
 
-def recall_of_ids(retrieved_ids: Sequence[Sequence[str]] | None, gold_passage_ids: Sequence[str]) -> float:
-    """1.0 if any retrieved chunk's passage ids include a gold passage, else 0.0; NaN when
-    there is no retrieval (arm does not retrieve) or no gold (unanswerable)."""
-    gold = set(gold_passage_ids)
-    if retrieved_ids is None or not gold:
-        return math.nan
-    return 1.0 if any(gold.intersection(ids) for ids in retrieved_ids) else 0.0
-
-
 def recall_at_k(hits: list[Hit], gold_passage_ids: Sequence[str]) -> float:
+    """The registered metric (bench.metrics.scores.recall_at_k) on a list of hits."""
+    from bench.metrics.scores import recall_at_k as recall_of_ids
+
     return recall_of_ids([h.passage_ids for h in hits], gold_passage_ids)

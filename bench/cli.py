@@ -115,25 +115,23 @@ def cmd_run(args) -> int:
 
 
 def cmd_study(args) -> int:
-    from bench.studies import get_legacy
     from bench.studies.driver import run_study
     from bench.studies.registry import study_names
 
-    from bench.studies import SHIPPED
-
-    if args.name not in study_names() and args.name not in SHIPPED:
-        raise ConfigError(f"unknown study '{args.name}'; known: {sorted(set(SHIPPED) | set(study_names()))}")
-    start = time.perf_counter()
     if args.name not in study_names():
-        if args.model or args.report_only:
-            raise ConfigError(f"study {args.name}: --model/--report-only not supported yet")
-        out = Path(args.out or f"results/{args.folder or args.name}")
-        config = Path(args.config or f"experiments/{args.name}.yaml")
-        report = get_legacy(args.name).run(config, out, quick=args.quick, progress=not args.quiet)
-    else:
-        report = run_study(args.name, args.config, args.out, args.model, args.quick,
-                           args.report_only, progress=not args.quiet, folder=args.folder)
+        raise ConfigError(f"unknown study '{args.name}'; registered: {study_names()}")
+    start = time.perf_counter()
+    report = run_study(args.name, args.config, args.out, args.model, args.quick, args.report_only,
+                       progress=not args.quiet, folder=args.folder)
     print(f"wrote {report.parent}/ (report: {report}) in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def cmd_studies(args) -> int:
+    from bench.studies.registry import get_study, study_names
+
+    for name in study_names():
+        print(f"{name:<14} {get_study(name).summary}")
     return 0
 
 
@@ -196,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rewrite derived tables, plots and report.md from the saved tables; no model runs")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_study)
+
+    s = sub.add_parser("studies", help="list the registered studies")
+    s.set_defaults(func=cmd_studies)
 
     s = sub.add_parser("report", help="the claims report from saved results (no model runs)")
     s.add_argument("--results", default="results", help="folder with one results folder per experiment")

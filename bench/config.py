@@ -246,3 +246,18 @@ def load_experiment(path: str | Path, model: str | None = None) -> ExperimentCon
 
     raw, _ = load_config_raw(path, model=model)
     return parse_experiment(raw, str(path))
+
+
+# -- variations of a config (sweeps and the quick patch) -----------------------------------------
+
+def with_changes(cfg: ExperimentConfig, **model_or_data) -> ExperimentConfig:
+    """A copy of cfg with model/data fields replaced (e.g. batch_size for a latency sweep)."""
+    model = dataclasses.replace(cfg.model, **{k: v for k, v in model_or_data.items() if hasattr(cfg.model, k)})
+    data = dataclasses.replace(cfg.data, **{k: v for k, v in model_or_data.items() if hasattr(cfg.data, k)})
+    return dataclasses.replace(cfg, model=model, data=data)
+
+
+def with_lora_steps(arm: ArmConfig, steps: int, name: str | None = None) -> ArmConfig:
+    """A copy of an adapted arm that trains for `steps` (everything else unchanged)."""
+    settings = dataclasses.replace(arm.settings, lora=dataclasses.replace(arm.settings.lora, steps=steps))
+    return dataclasses.replace(arm, name=name or arm.name, settings=settings)

@@ -106,7 +106,7 @@ def apply_quick(raw: dict, patch: QuickPatch, where: str) -> dict:
         world["entities"] = patch.entities
     if patch.max_items is not None:
         raw.setdefault("data", {})["max_items"] = patch.max_items
-    # lora_steps applies to the parsed arms (bench.studies.common.with_lora_steps), where every
+    # lora_steps applies to the parsed arms (bench.config.with_lora_steps), where every
     # adapted arm is known, whether or not its YAML names a `lora:` section
     if patch.study:
         raw["study"] = deep_merge(raw.get("study") or {}, patch.study)

@@ -12,7 +12,8 @@ from bench.report.claims import (CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED,
                                  interval_verdict, range_verdict)
 from bench.report.claims_report import Section, ordered, tally, topics
 from bench.report.tables import summarize
-from bench.studies import freshness_report, scale_report
+from bench.studies.freshness import read as freshness_report
+from bench.studies.scale import read as scale_report
 
 NAN = float("nan")
 
@@ -106,8 +107,8 @@ def test_freshness_and_scale_claims_from_hand_made_tables(tmp_path):
             rows.append({"arm": f"rag@{size}", "metric": metric, "mean": value, "ci_low": value - 1,
                          "ci_high": value + 1, "n": 3})
     pd.DataFrame(rows).to_csv(d / "summary.csv", index=False)
-    (d / "manifest.json").write_text(json.dumps({"config": {
-        "sizes": [1000, 10000], "k": 3, "max_recall_drop": 0.05, "max_search_p95_ms": 100.0}}))
+    (d / "manifest.json").write_text(json.dumps({"config": {"experiment": {"name": "scale"}, "study": {
+        "sizes": [1000, 10000], "k": 3, "max_recall_drop": 0.05, "max_search_p95_ms": 100.0}}}))
     scale, quoted = scale_report.claims(d)
     assert scale.verdict == CONTRADICTED and "FAILS" in scale.measured   # recall drops 15 points
     assert quoted.verdict == CONTRADICTED and "26.0 [25.0, 27.0] ms" in quoted.measured
@@ -180,7 +181,9 @@ def manifest(d: Path, arms, study=None) -> None:
 
 
 def test_operational_claims_and_plots_from_hand_made_tables(tmp_path):
-    from bench.studies import coldstart, cost, latency
+    from bench.studies.coldstart import read as coldstart
+    from bench.studies.cost import read as cost
+    from bench.studies.latency import read as latency
 
     # latency: rag adds 25 ms over closed_book; the merged hybrid adds 20 ms over the merged lora
     ms = {"closed_book": 18, "rag": 43, "lora": 190, "lora_merged": 20, "hybrid": 210, "hybrid_merged": 40}

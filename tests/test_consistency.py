@@ -9,8 +9,15 @@ import pytest
 
 from bench.config import ConfigError, DataConfig, WorldData, load_experiment, parse_experiment
 from bench.report.claims import CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED
-from bench.studies import consistency as cons
-from bench.studies.common import load_study, with_changes
+from bench.config import with_changes
+from bench.studies.consistency import measure as cm
+from bench.studies.consistency import read as cons
+from bench.studies.driver import load_study_config, run_study
+from bench.studies.registry import get_study
+
+
+def load_study(path, quick=False):
+    return load_study_config(get_study("consistency"), path, quick)
 
 
 # -- data and config --------------------------------------------------------------------------
@@ -67,18 +74,23 @@ def test_new_options_at_their_defaults_keep_every_cache_key(monkeypatch):
 
 def test_bad_temperatures_fail_with_their_key(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("name: c\nstudy: {temperatures: [0.0, -1]}\narms: [{arm: rag}]\n")
+    data = "data: {paraphrases_as_items: true}\n"
+    path.write_text("name: c\nstudy: {temperatures: [0.0, -1]}\narms: [{arm: rag}]\n" + data)
     with pytest.raises(ConfigError, match=r"study\.temperatures: expected distinct"):
-        load_study(path, cons.Settings)
-    path.write_text("name: c\nmodel: {temperature: -0.5}\narms: [{arm: rag}]\n")
+        load_study(path)
+    path.write_text("name: c\nmodel: {temperature: -0.5}\narms: [{arm: rag}]\n" + data)
     with pytest.raises(ConfigError, match=r"config\.model\.temperature: expected 0"):
-        load_study(path, cons.Settings)
+        load_study(path)
+    path.write_text("name: c\narms: [{arm: rag}]\n")        # each wording must be its own item
+    with pytest.raises(ConfigError, match=r"data\.paraphrases_as_items: the consistency study"):
+        load_study(path)
 
 
 def test_shipped_config_loads_in_both_settings():
-    cfg, full = load_study("experiments/consistency.yaml", cons.Settings)
-    _, quick = load_study("experiments/consistency.yaml", cons.Settings, quick=True)
-    assert full != quick and 0.0 in full.temperatures and cfg.data.paraphrases_as_items
+    cfg, full = load_study("experiments/consistency.yaml")
+    quick_cfg, quick = load_study("experiments/consistency.yaml", quick=True)
+    assert quick_cfg != cfg and 0.0 in full.temperatures and cfg.data.paraphrases_as_items
+    assert quick_cfg.data.paraphrases_as_items and quick.temperatures == full.temperatures
     acc = load_experiment("experiments/accuracy.yaml")
     # same arms as accuracy: the adapters come from its cache
     assert [(a.arm, a.settings) for a in cfg.arms] == [(a.arm, a.settings) for a in acc.arms]
@@ -115,11 +127,11 @@ def test_sampling_is_seeded_and_greedy_is_unchanged(micro_pocket, tmp_path):
 
 # -- arithmetic on hand-made tables -----------------------------------------------------------
 def test_pairwise_agreement():
-    assert cons.pairwise_agreement(["a", "a", "b"]) == pytest.approx(1 / 3)
-    assert cons.pairwise_agreement(["a", "a", "a"]) == 1.0
-    assert cons.pairwise_agreement(["a", "b", "c"]) == 0.0
-    assert cons.pairwise_agreement(["a", "a", "b", "b"]) == pytest.approx(2 / 6)
-    assert cons.pairwise_agreement(["a"]) == 1.0
+    assert cm.pairwise_agreement(["a", "a", "b"]) == pytest.approx(1 / 3)
+    assert cm.pairwise_agreement(["a", "a", "a"]) == 1.0
+    assert cm.pairwise_agreement(["a", "b", "c"]) == 0.0
+    assert cm.pairwise_agreement(["a", "a", "b", "b"]) == pytest.approx(2 / 6)
+    assert cm.pairwise_agreement(["a"]) == 1.0
 
 
 def _rows(arm, kind, seed, group, preds, gold="Harp", tops=None, golds=("g1",), t=0.0):
@@ -150,14 +162,14 @@ def hand_made(seed=0, t=0.0):
 
 
 def test_agreement_arithmetic_on_a_hand_made_table():
-    groups = cons.group_table(hand_made())
+    groups = cm.group_table(hand_made())
     rag = groups[groups["arm"] == "rag"].set_index("group")
     assert rag["agree_all"].tolist() == [1.0, 0.0, 1.0]
     assert rag["pairwise_agree"].tolist() == pytest.approx([1.0, 1 / 3, 1.0])
     assert rag["all_correct"].tolist() == [1.0, 0.0, 1.0]
     assert rag["top_chunk_differs"].tolist() == [0.0, 1.0, 1.0]
     assert rag["gold_hit_differs"].tolist() == [0.0, 1.0, 0.0]
-    cells = cons.cell_table(groups).set_index("arm")
+    cells = cm.cell_table(groups).set_index("arm")
     r, lo = cells.loc["rag"], cells.loc["lora"]
     assert r["agree_all"] == pytest.approx(2 / 3) and r["all_correct"] == pytest.approx(2 / 3)
     assert r["agree_given_any_correct"] == pytest.approx(2 / 3)          # every rag group had a correct one
@@ -175,7 +187,7 @@ def test_sd_and_summary_long_form():
     assert s == pytest.approx(0.1414, abs=1e-4) and lo < s < hi and n == 2
     assert math.isnan(cons.sd_ci([0.5])[0])
     table = pd.concat([hand_made(seed, t) for seed in (0, 1, 2) for t in (0.0, 1.0)])
-    summary = cons.summarize(cons.cell_table(cons.group_table(table)))
+    summary = cons.summarize(cm.cell_table(cm.group_table(table)))
     assert list(summary.columns) == ["arm", "metric", "mean", "ci_low", "ci_high", "n"]
     assert set(summary["n"]) == {3}
     got = summary.set_index(["arm", "metric"])["mean"]
@@ -185,6 +197,17 @@ def test_sd_and_summary_long_form():
     assert got[("lora", "test:em_sd_over_seeds@T1")] == 0.0             # identical seeds
     assert got[("lora", "test:em_sd_over_temperatures")] == 0.0
     assert list(dict.fromkeys(summary["arm"])) == ["rag", "lora"]
+
+
+def test_cells_saved_with_six_digits_read_back_exactly(tmp_path):
+    table = pd.concat([hand_made(seed, t) for seed in (0, 1, 2) for t in (0.0, 1.0)])
+    cells = cm.cell_table(cm.group_table(table))
+    cells.to_csv(tmp_path / "rounded.csv", index=False, float_format="%.6g")   # as runs before the driver
+    cells.to_csv(tmp_path / "full.csv", index=False)
+    for name in ("rounded.csv", "full.csv"):
+        back = cons.exact_cells(pd.read_csv(tmp_path / name))
+        pd.testing.assert_frame_equal(back, cells, check_dtype=False, check_exact=False, rtol=1e-15)
+        pd.testing.assert_frame_equal(cons.summarize(back), cons.summarize(cells), check_exact=False, rtol=1e-12)
 
 
 # -- claims and plots from saved tables -------------------------------------------------------
@@ -197,7 +220,7 @@ def _save(folder, lora_more_consistent=True):
             if seed:
                 t.loc[(t["arm"] == "rag") & (t["group"] == "q3"), "prediction"] = ["Harp", "Drum", "Harp"]
         parts += [t.assign(split="test"), t.assign(split="train")]
-    cells = cons.cell_table(cons.group_table(pd.concat(parts)))
+    cells = cm.cell_table(cm.group_table(pd.concat(parts)))
     folder.mkdir(exist_ok=True)
     cells.to_csv(folder / cons.CELLS_CSV, index=False)
     cons.summarize(cells).to_csv(folder / cons.SUMMARY_CSV, index=False)
@@ -233,15 +256,15 @@ def test_a_micro_run_writes_every_table_and_a_report(micro_pocket, tmp_path):
     import yaml
 
     (tmp_path / "consistency.yaml").write_text(yaml.safe_dump({
-        "name": "consistency", "study": {"temperatures": [0.0, 1.0], "max_items": 3},
-        "data": {"world": {"entities": 12}, "eval_splits": ["test"]},
+        "name": "consistency", "study": {"temperatures": [0.0, 1.0]},
+        "data": {"world": {"entities": 12}, "eval_splits": ["test"], "max_items": 3, "paraphrases_as_items": True},
         "model": {"name": str(micro_pocket[0]), "max_new_tokens": 4, "batch_size": 8},
         "seeds": [0],
         "arms": [{"arm": "rag", "retrieval": {"k": 1}},
                  {"arm": "lora", "lora": {"rank": 4, "alpha": 8, "steps": 2, "batch_size": 4}}]}))
-    report = cons.run(tmp_path / "consistency.yaml", tmp_path / "out", progress=False,
-                     cache_dir=tmp_path / "cache")
     out = tmp_path / "out"
+    report = run_study("consistency", tmp_path / "consistency.yaml", out, progress=False,
+                       cache_dir=tmp_path / "cache")
     for name in ("summary.csv", "cells.csv", "consistency.png", "manifest.json", "report.md"):
         assert (out / name).exists(), name
     cells = pd.read_csv(out / "cells.csv")
@@ -250,3 +273,9 @@ def test_a_micro_run_writes_every_table_and_a_report(micro_pocket, tmp_path):
     assert cells[cells["arm"] == "rag"]["top_chunk_differs"].notna().all()
     assert [c.verdict != NOT_RUN for c in cons.claims(out)] == [True, False, True]   # no train split
     assert "## Verdicts" in report.read_text()
+    # the reading half alone rewrites summary.csv and report.md to the same bytes, manifest untouched
+    saved = {name: (out / name).read_bytes() for name in ("summary.csv", "report.md", "manifest.json")}
+    (out / "summary.csv").unlink()
+    (out / "report.md").unlink()
+    run_study("consistency", tmp_path / "consistency.yaml", out, report_only=True, progress=False)
+    assert {name: (out / name).read_bytes() for name in saved} == saved

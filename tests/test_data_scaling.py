@@ -1,5 +1,6 @@
 """data-scaling: what each setting of the sweep trains on and is asked, the verdict rules on
-hand-made tables, claims/redraw from saved tables alone, and one micro end-to-end run."""
+hand-made tables, claims/redraw from saved tables alone, and one micro end-to-end run through
+the driver (whose reading half alone rewrites the same derived tables and report)."""
 
 from dataclasses import replace
 
@@ -9,9 +10,21 @@ import pytest
 from bench.arms.adapter import TrainingData, trained_items, training_examples
 from bench.config import ConfigError, DataConfig, WorldData
 from bench.data.dataset import build_dataset
+from bench.io import write_csv
 from bench.prompts import closed_book_prompt
 from bench.report.claims import CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED
-from bench.studies import data_scaling as ds
+from bench.studies.data_scaling import Settings
+from bench.studies.data_scaling import measure as sweep
+from bench.studies.data_scaling import read as ds
+from bench.studies.data_scaling import report as page
+from bench.studies.driver import load_study_config, run_study
+from bench.studies.registry import get_study
+
+
+def load(path, quick=False):
+    """(experiment config, settings, {arm kind: arm}) as the driver loads them."""
+    cfg, s = load_study_config(get_study("data-scaling"), path, quick)
+    return cfg, s, {a.arm: a for a in cfg.arms}
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +39,7 @@ def base_settings():
 
 
 def test_the_training_view_holds_out_only_the_last_wording_of_train_items(world):
-    view = ds.training_view(world)
+    view = sweep.training_view(world)
     full = {q.id: q for q in world.items}
     for q in view.items:
         if q.split == "train":
@@ -38,10 +51,10 @@ def test_the_training_view_holds_out_only_the_last_wording_of_train_items(world)
 
 @pytest.mark.parametrize("aug", [False, True])
 def test_each_setting_trains_on_n_items_in_the_right_wordings_and_is_asked_the_held_out_one(world, aug):
-    s = ds.Settings(sizes=(5,), epochs=2.0, min_steps=1, max_steps=10_000, reworded_items=100)
-    view = ds.training_view(world)
+    s = Settings(sizes=(5,), epochs=2.0, min_steps=1, max_steps=10_000, reworded_items=100)
+    view = sweep.training_view(world)
     point = ds.Point(5, aug)
-    settings, facts = ds.point_settings(base_settings(), point, view, 3, s)
+    settings, facts = sweep.point_settings(base_settings(), point, view, 3, s)
     assert settings.training.max_train_questions == 5 and settings.training.paraphrases is aug
     examples, replay = training_examples(settings.training, view, 3)
     prompts = [p for p, _ in examples if p]
@@ -56,7 +69,7 @@ def test_each_setting_trains_on_n_items_in_the_right_wordings_and_is_asked_the_h
     assert facts["train_examples"] == docs + len(prompts)
     # steps: 2 passes over the examples at 32 - round(32 * 0.3) = 22 non-replay rows per step
     assert settings.lora.steps == -(-2 * (docs + len(prompts)) // 22)
-    sets = ds.eval_sets(world, point, settings.training, s, 3)
+    sets = sweep.eval_sets(world, point, settings.training, s, 3)
     asked = sets["reworded"]
     assert sorted(q.id for q in asked) == sorted(f"{q.id}/reworded" for q in trained)
     for q in asked:
@@ -73,21 +86,21 @@ def test_each_setting_trains_on_n_items_in_the_right_wordings_and_is_asked_the_h
 def test_without_augmentation_the_view_trains_the_same_examples_as_the_full_dataset(world):
     """So those adapters keep the cache keys they would have without the study."""
     data = TrainingData(max_train_questions=7, paraphrases=False)
-    assert training_examples(data, ds.training_view(world), 0) == training_examples(data, world, 0)
+    assert training_examples(data, sweep.training_view(world), 0) == training_examples(data, world, 0)
     # and with augmentation the held-out wording is the only difference
     aug = replace(data, paraphrases=True)
-    assert training_examples(aug, ds.training_view(world), 0) != training_examples(aug, world, 0)
+    assert training_examples(aug, sweep.training_view(world), 0) != training_examples(aug, world, 0)
 
 
 def test_steps_are_clamped_and_test_items_are_shared_by_every_setting(world):
-    view = ds.training_view(world)
-    tight = ds.Settings(epochs=50.0, min_steps=3, max_steps=7, test_items=5, reworded_items=3)
-    settings, _ = ds.point_settings(base_settings(), ds.Point(4, True), view, 0, tight)
+    view = sweep.training_view(world)
+    tight = Settings(epochs=50.0, min_steps=3, max_steps=7, test_items=5, reworded_items=3)
+    settings, _ = sweep.point_settings(base_settings(), ds.Point(4, True), view, 0, tight)
     assert settings.lora.steps == 7
     loose = replace(tight, epochs=0.001)
-    assert ds.point_settings(base_settings(), ds.Point(4, True), view, 0, loose)[0].lora.steps == 3
-    a = ds.eval_sets(world, ds.Point(4, True), replace(TrainingData(), max_train_questions=4), tight, 0)
-    b = ds.eval_sets(world, ds.Point(9, False), replace(TrainingData(), max_train_questions=9), tight, 0)
+    assert sweep.point_settings(base_settings(), ds.Point(4, True), view, 0, loose)[0].lora.steps == 3
+    a = sweep.eval_sets(world, ds.Point(4, True), replace(TrainingData(), max_train_questions=4), tight, 0)
+    b = sweep.eval_sets(world, ds.Point(9, False), replace(TrainingData(), max_train_questions=9), tight, 0)
     assert [q.id for q in a["test"]] == [q.id for q in b["test"]] and len(a["test"]) == 5
     assert len(a["reworded"]) == len(b["reworded"]) == 3        # capped at reworded_items
 
@@ -131,14 +144,14 @@ def test_gain_rule_finds_the_smallest_size_with_a_ci_above_zero():
 
 def test_claims_and_redraw_work_from_saved_tables_alone(tmp_path):
     assert [c.verdict for c in ds.claims(tmp_path)] == [NOT_RUN, NOT_RUN]      # empty folder
-    assert ds.redraw(tmp_path) == []
-    ds.write_csv(cells_table({50: 0.0, 150: 0.08, 500: 0.2}, aug_gap=0.05), tmp_path / "cells.csv")
+    assert page.redraw(tmp_path) == []
+    write_csv(cells_table({50: 0.0, 150: 0.08, 500: 0.2}, aug_gap=0.05), tmp_path / "cells.csv")
     gains, ovadia = ds.claims(tmp_path)
     assert gains.verdict == SUPPORTED and "first n with CI > 0: 150" in gains.measured
     assert ovadia.verdict == SUPPORTED and "n=500" in ovadia.measured and "5.0 [" in ovadia.measured
-    ds.write_csv(cells_table({50: 0.0, 500: 0.2}, aug_gap=-0.05), tmp_path / "cells.csv")
+    write_csv(cells_table({50: 0.0, 500: 0.2}, aug_gap=-0.05), tmp_path / "cells.csv")
     assert ds.claims(tmp_path)[1].verdict == CONTRADICTED
-    paths = ds.redraw(tmp_path)
+    paths = page.redraw(tmp_path)
     assert [p.name for p in paths] == ["data_scaling.png"] and paths[0].stat().st_size > 10_000
     summary = ds.summary_table(ds.curve_table(ds.load_cells(tmp_path)))
     assert list(summary.columns) == ["arm", "metric", "mean", "ci_low", "ci_high", "n"]
@@ -153,8 +166,8 @@ def test_claims_and_redraw_work_from_saved_tables_alone(tmp_path):
 # -- config -------------------------------------------------------------------------------------------
 
 def test_shipped_config_loads_in_both_settings():
-    cfg, s, kinds = ds.load("experiments/data-scaling.yaml")
-    qcfg, q, _ = ds.load("experiments/data-scaling.yaml", quick=True)
+    cfg, s, kinds = load("experiments/data-scaling.yaml")
+    qcfg, q, _ = load("experiments/data-scaling.yaml", quick=True)
     assert set(kinds) == {"closed_book", "rag", "lora", "hybrid"}
     assert s.augmentation == (False, True) and max(q.sizes) < max(s.sizes)
     assert qcfg.data.world.entities < cfg.data.world.entities and len(qcfg.seeds) <= len(cfg.seeds)
@@ -172,7 +185,7 @@ def test_bad_configs_fail_naming_the_key(tmp_path, study, arms, message):
     path = tmp_path / "d.yaml"
     path.write_text(f"name: d\nstudy: {study}\ndata: {{world: {{entities: 10}}}}\narms: {arms}\n")
     with pytest.raises(ConfigError, match=message):
-        ds.load(path)
+        load(path)
 
 
 # -- end to end on the micro model ---------------------------------------------------------------------
@@ -193,7 +206,7 @@ arms:
   - {{arm: hybrid, retrieval: {{k: 1}}, lora: {{rank: 2, alpha: 4, batch_size: 4}}}}
 """)
     out, cache = tmp_path / "out", tmp_path / "cache"
-    report = ds.run(cfg, out, progress=False, cache_dir=cache)
+    report = run_study("data-scaling", cfg, out, progress=False, cache_dir=cache)
     assert "## Verdicts" in report.read_text()
     for name in ("summary.csv", "cells.csv", "curve.csv", "data_scaling.png", "manifest.json"):
         assert (out / name).exists()
@@ -205,9 +218,17 @@ arms:
     hyb = lora[lora["kind"] == "hybrid"]
     assert hyb["adapter_cached"].astype(str).eq("True").all()
     assert set(lora[lora["eval_set"] == "reworded"]["items"]) == {3}
+    # the reading half alone rewrites the derived tables and the report to the same bytes
+    derived = {name: (out / name).read_bytes() for name in ("curve.csv", "summary.csv", "report.md")}
+    manifest = (out / "manifest.json").read_bytes()
+    for name in derived:
+        (out / name).unlink()
+    run_study("data-scaling", cfg, out, report_only=True, progress=False)
+    assert {name: (out / name).read_bytes() for name in derived} == derived
+    assert (out / "manifest.json").read_bytes() == manifest
     first = cells.copy()
     adapters = sorted(p.name for p in (cache / "adapters").iterdir())
-    ds.run(cfg, out, progress=False, cache_dir=cache)                 # everything from the logs
+    run_study("data-scaling", cfg, out, progress=False, cache_dir=cache)   # everything from the logs
     pd.testing.assert_frame_equal(pd.read_csv(out / "cells.csv"), first)
     assert sorted(p.name for p in (cache / "adapters").iterdir()) == adapters
     assert len(adapters) == 2             # one per augmentation setting

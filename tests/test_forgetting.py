@@ -1,7 +1,8 @@
 """forgetting: the sweep arms share the accuracy adapter, the verdict follows its rule on
-hand-made tables, and claims/plots come from saved tables alone."""
+hand-made tables, and claims, plots and the report come from saved tables alone."""
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 
@@ -10,49 +11,65 @@ import pytest
 
 from bench.config import ConfigError, load_experiment
 from bench.report.claims import CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED
-from bench.studies import forgetting as fg
+from bench.studies.driver import load_study_config, run_study
+from bench.studies.forgetting import Settings, shared, sweep
+from bench.studies.forgetting import measure as fgm
+from bench.studies.forgetting import read as fg
+from bench.studies.registry import get_study
 
 CONFIG = "experiments/forgetting.yaml"
 
 
+def load(path, quick=False):
+    return load_study_config(get_study("forgetting"), path, quick)
+
+
+def shipped() -> str:
+    """The shipped YAML, its base included by absolute path (so a copy elsewhere loads)."""
+    return Path(CONFIG).read_text().replace("include: base/", f"include: {Path(CONFIG).resolve().parent}/base/")
+
+
 def test_shipped_config_loads_in_both_settings():
-    cfg, s = fg.load(CONFIG)
-    _, quick = fg.load(CONFIG, quick=True)
+    cfg, s = load(CONFIG)
+    _, quick = load(CONFIG, quick=True)
     assert cfg.name == "forgetting" and s != quick
-    assert fg.variants(s)[0] == (s.steps[0], s.base_rank)
+    assert sweep.variants(s)[0] == (s.steps[0], s.base_rank)
     # the 300-step rank-16 adapter appears once although it is in both sweeps
-    assert len(fg.variants(s)) == len(s.steps) + len(s.ranks) - 1
+    assert len(sweep.variants(s)) == len(s.steps) + len(s.ranks) - 1
 
 
 def test_the_accuracy_point_is_the_accuracy_experiments_adapter():
     """Same settings -> same adapter cache key: the sweep must not change the template arm."""
-    cfg, s = fg.load(CONFIG)
+    cfg, s = load(CONFIG)
     acc = load_experiment("experiments/accuracy.yaml")
     for kind in ("lora", "hybrid"):
-        ours = fg.variant_arm(fg.template_arm(cfg, kind, "x"), s.base_steps, s.base_rank)
-        theirs = fg.template_arm(acc, kind, "x")
+        ours = shared.variant_arm(shared.template_arm(cfg, kind, "x"), s.base_steps, s.base_rank)
+        theirs = shared.template_arm(acc, kind, "x")
         assert ours.settings == theirs.settings
     assert cfg.data.world == acc.data.world
-    small = fg.variant_arm(fg.template_arm(cfg, "lora", "x"), 100, 2).settings.lora
+    small = shared.variant_arm(shared.template_arm(cfg, "lora", "x"), 100, 2).settings.lora
     assert (small.steps, small.rank, small.alpha) == (100, 2, 4)     # alpha / rank kept at 2
 
 
 def test_bad_study_settings_fail_with_their_key(tmp_path):
-    text = open(CONFIG).read()
+    text = shipped()
     bad = tmp_path / "f.yaml"
     bad.write_text(text.replace("base_steps: 300", "base_steps: 250"))
     with pytest.raises(ConfigError, match=r"study.base_steps: 250 must be one of steps"):
-        fg.load(bad)
+        load(bad)
     bad.write_text(text.replace("background_items: 200", "background_itmes: 200"))
     with pytest.raises(ConfigError, match=r"study.background_itmes: unknown key"):
-        fg.load(bad)
-    bad.write_text(text.replace("name: pocket", "name: gpt2"))
+        load(bad)
+    bad.write_text(text + "model: {name: gpt2}\n")
     with pytest.raises(ConfigError, match=r"model.name: .*needs `pocket`"):
-        fg.load(bad)
+        load(bad)
+    bad.write_text(text.replace("eval_splits: [train, test]", "eval_splits: [test]"))
+    with pytest.raises(ConfigError, match=r"data.eval_splits: expected \[train, test\]"):
+        load(bad)
 
 
 def test_background_sample_is_fixed_and_answerable():
-    a, b = fg.background_items(20), fg.background_items(20)
+    a, b = fgm.background_items(20), fgm.background_items(20)
     assert [q.id for q in a] == [q.id for q in b]
     assert sum(q.split == "train" for q in a) == 20 and sum(q.split == "test" for q in a) == 20
     assert all(q.answers for q in a)
@@ -81,7 +98,7 @@ def _per_seed(drops: dict[str, tuple[float, ...]], before: float = 1.0) -> pd.Da
 
 
 def _save(tmp_path, per_seed):
-    s = fg.Settings(steps=(100, 300, 600), ranks=(2, 16, 64))
+    s = Settings(steps=(100, 300, 600), ranks=(2, 16, 64))
     summary, wide = fg.tables(per_seed, s)
     per_seed.to_csv(tmp_path / "per_seed.csv", index=False)
     summary.to_csv(tmp_path / "summary.csv", index=False)
@@ -127,11 +144,11 @@ def test_claims_and_redraw_from_saved_tables_alone(tmp_path):
 
 
 def test_run_config_lists_references_then_one_arm_per_variant():
-    cfg, s = fg.load(CONFIG)
-    rcfg = fg.run_config(cfg, dataclasses.replace(s, reading=False))
+    cfg, s = load(CONFIG)
+    rcfg = sweep.run_config(cfg, dataclasses.replace(s, reading=False))
     names = [a.name for a in rcfg.arms]
     assert names[0] == "closed_book" and "rag" not in names
-    assert names[1:] == [f"lora_s{st}_r{r}" for st, r in fg.variants(s)]
+    assert names[1:] == [f"lora_s{st}_r{r}" for st, r in sweep.variants(s)]
 
 
 def test_the_third_seed_of_the_cached_accuracy_adapter_narrows_the_ci(tmp_path):
@@ -146,12 +163,35 @@ def test_the_third_seed_of_the_cached_accuracy_adapter_narrows_the_ci(tmp_path):
 
 
 def test_sweep_seeds_trim_every_adapter_but_the_accuracy_one(tmp_path):
-    shipped = Path(CONFIG).read_text()
-    cfg, s = fg.load(CONFIG)     # the shipped config sweeps at every seed
-    assert cfg.seeds == (0, 1, 2) and fg.sweep_seeds(cfg, s) == (0, 1, 2)
+    cfg, s = load(CONFIG)     # the shipped config sweeps at every seed
+    assert cfg.seeds == (0, 1, 2) and sweep.sweep_seeds(cfg, s) == (0, 1, 2)
     trimmed = tmp_path / "forgetting.yaml"
-    trimmed.write_text(re.sub(r"(?m)^  sweep_seeds: .*$", "  sweep_seeds: [0, 1]", shipped))
-    cfg, s = fg.load(trimmed)
-    assert fg.sweep_seeds(cfg, s) == (0, 1)
-    assert fg.seeds_of(cfg, s, s.base_steps, s.base_rank) == (0, 1, 2)
-    assert fg.seeds_of(cfg, s, 600, s.base_rank) == (0, 1)
+    trimmed.write_text(re.sub(r"(?m)^  sweep_seeds: .*$", "  sweep_seeds: [0, 1]", shipped()))
+    cfg, s = load(trimmed)
+    assert sweep.sweep_seeds(cfg, s) == (0, 1)
+    assert sweep.seeds_of(cfg, s, s.base_steps, s.base_rank) == (0, 1, 2)
+    assert sweep.seeds_of(cfg, s, 600, s.base_rank) == (0, 1)
+
+
+def test_the_reading_half_alone_rewrites_tables_plot_and_report(tmp_path):
+    """`--report-only`: the summary, the wide table, the plot and report.md from per_seed.csv
+    and the manifest's timings alone (no model), the same bytes every time."""
+    config = tmp_path / "forgetting.yaml"
+    config.write_text(shipped().replace("steps: [50, 100, 150, 200, 300, 400]", "steps: [100, 300, 600]")
+                      .replace("ranks: [16, 64]", "ranks: [2, 16, 64]"))
+    out = tmp_path / "out"
+    out.mkdir()
+    drops = {"lora_s100_r16": (0.1, 0.12), "lora_s300_r16": (0.3, 0.35), "lora_s600_r16": (0.6, 0.62),
+             "lora_s300_r2": (0.2, 0.21), "lora_s300_r64": (0.5, 0.5)}
+    _per_seed(drops).to_csv(out / "per_seed.csv", index=False)
+    (out / "manifest.json").write_text(json.dumps({"quick": False, "timings_seconds": {"total": 42.0}}))
+    report = run_study("forgetting", config, out, report_only=True, progress=False)
+    text = report.read_text()
+    assert "This run took 42 s" in text and "![forgetting](forgetting.png)" in text and "## Verdict" in text
+    wide = pd.read_csv(out / "forgetting.csv")
+    assert list(wide["variant"]) == [fg.BASE, *drops] and (wide["n"] == 2).all()
+    assert wide.set_index("variant").loc["lora_s300_r16", "background_trained_drop"] == pytest.approx(0.325)
+    assert {c.verdict for c in fg.claims(out)[1:]} == {SUPPORTED}
+    written = {name: (out / name).read_bytes() for name in ("summary.csv", "forgetting.csv", "report.md")}
+    run_study("forgetting", config, out, report_only=True, progress=False)
+    assert {name: (out / name).read_bytes() for name in written} == written

@@ -8,8 +8,15 @@ import pytest
 from bench.config import ConfigError, DataConfig, WorldData
 from bench.metrics.json_schema import SchemaError, assess, check_schema, parse_json, validate
 from bench.report.claims import CONTRADICTED, NOT_RUN, SUPPORTED
-from bench.studies import format as fmt
-from bench.studies.common import load_study
+from bench.studies.driver import load_study_config, run_study
+from bench.studies.format import check_arms
+from bench.studies.format import measure as fm
+from bench.studies.format import read as fmt
+from bench.studies.registry import get_study
+
+
+def load_study(path, quick=False):
+    return load_study_config(get_study("format"), path, quick)
 
 SCHEMA = {"type": "object", "required": ["answer"], "properties": {"answer": {"type": "string"}},
           "additionalProperties": False}
@@ -76,23 +83,22 @@ def _study_yaml(tmp_path, study: str, training: str = "{}"):
 
 def test_study_config_errors_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"study\.value_key: 'reply' must be a required key"):
-        load_study(_study_yaml(tmp_path, "{value_key: reply}"), fmt.Settings)
+        load_study(_study_yaml(tmp_path, "{value_key: reply}"))
     with pytest.raises(ConfigError, match=r"study\.schema\.properties\.answer\.type: expected one of"):
         load_study(_study_yaml(tmp_path, "{schema: {type: object, required: [answer], "
-                                         "properties: {answer: {type: text}}}}"), fmt.Settings)
+                                         "properties: {answer: {type: text}}}}"))
     with pytest.raises(ConfigError, match=r"arms\[0\]\.training\.answer_format: expected one of"):
-        load_study(_study_yaml(tmp_path, "{}", "{answer_format: yaml}"), fmt.Settings)
-    cfg, s = load_study(_study_yaml(tmp_path, "{}", "{answer_format: json, json_key: reply}"), fmt.Settings)
-    with pytest.raises(ConfigError, match=r"arms\[0\]\.training\.json_key: 'reply' differs"):
-        fmt.check_arms(cfg, s)
+        load_study(_study_yaml(tmp_path, "{}", "{answer_format: yaml}"))
+    with pytest.raises(ConfigError, match=r"f.yaml: arms\[0\]\.training\.json_key: 'reply' differs"):
+        load_study(_study_yaml(tmp_path, "{}", "{answer_format: json, json_key: reply}"))
 
 
 def test_shipped_config_loads_in_both_settings():
-    cfg, full = load_study("experiments/format.yaml", fmt.Settings)
-    _, quick = load_study("experiments/format.yaml", fmt.Settings, quick=True)
-    fmt.check_arms(cfg, full)
-    assert full != quick and full.schema == SCHEMA
-    sources = {a.name: fmt.format_source(a) for a in cfg.arms}
+    cfg, full = load_study("experiments/format.yaml")
+    quick_cfg, quick = load_study("experiments/format.yaml", quick=True)
+    check_arms(cfg, full, "format.yaml")
+    assert quick_cfg != cfg and quick_cfg.seeds == (0,) and full.schema == SCHEMA == quick.schema
+    sources = {a.name: fm.format_source(a) for a in cfg.arms}
     assert sources["rag_prompt"] == "prompt" and sources["lora_taught"] == "fine-tuning"
     # the prompt-only template renders with literal JSON braces
     arm = next(a for a in cfg.arms if a.name == "rag_prompt")
@@ -130,17 +136,27 @@ def _items(seed_outputs: dict) -> pd.DataFrame:
 
 def test_score_items_and_cells_on_hand_made_outputs():
     items = _items({("rag_prompt", "rag", "prompt"): {0: ["Paris", '{"answer": "Paris"}', '"Paris"', "x"]}})
-    scored = fmt.score_items(items, SCHEMA, "answer")
+    scored = fm.score_items(items, SCHEMA, "answer")
     assert scored["valid_json"].tolist() == [0, 1, 1, 0]
     assert scored["schema_valid"].tolist() == [0, 1, 0, 0]
     assert scored["value_em"].tolist() == [0, 1, 0, 0]
     assert scored["em_plain"].tolist() == [1, 0, 1, 0]       # '"Paris"' normalises to paris
     assert scored["reason"].tolist()[:3] == ["$: not JSON: Expecting value", "conforms",
                                              "$: expected object, got string"]
-    cells = fmt.cell_table(scored)
+    cells = fm.cell_table(scored)
     assert cells[["valid_json", "schema_valid", "value_em", "em_plain", "n_items"]].values.tolist() == \
         [[0.5, 0.25, 0.25, 0.5, 4]]
     assert cells["split"].tolist() == ["test"]
+
+
+def test_cells_saved_with_six_digits_read_back_exactly(tmp_path):
+    items = _items({("rag_prompt", "rag", "prompt"): {0: ["Paris", '{"answer": "Paris"}', "x"],
+                                                     1: ['{"answer": "Paris"}'] * 2 + ["x"] * 5}})
+    cells = fm.cell_table(fm.score_items(items, SCHEMA, "answer"))
+    cells.to_csv(tmp_path / "cells.csv", index=False, float_format="%.6g")    # as runs before the driver
+    rounded = pd.read_csv(tmp_path / "cells.csv")
+    assert rounded["valid_json"].tolist() != cells["valid_json"].tolist()      # 1/3 and 2/7 lost digits
+    pd.testing.assert_frame_equal(fmt.exact_cells(rounded), cells, check_exact=True)
 
 
 def _saved(tmp_path, taught_better: bool = True):
@@ -153,7 +169,7 @@ def _saved(tmp_path, taught_better: bool = True):
                    ("lora_taught", "lora", "fine-tuning"): outputs[("rag_prompt", "rag", "prompt")]}
     items = _items(outputs)
     items = pd.concat([items.assign(split="test"), items.assign(split="train")])
-    cells = fmt.cell_table(fmt.score_items(items, SCHEMA, "answer"))
+    cells = fm.cell_table(fm.score_items(items, SCHEMA, "answer"))
     cells.to_csv(tmp_path / fmt.CELLS_CSV, index=False)
     summary = fmt.summarize(cells)
     summary.to_csv(tmp_path / fmt.SUMMARY_CSV, index=False)
@@ -190,16 +206,15 @@ def test_a_micro_run_writes_every_table_and_a_report(micro_pocket, tmp_path):
     lora = {"rank": 4, "alpha": 8, "steps": 3, "batch_size": 4}
     template = 'Reply in JSON {{"answer": "x"}}\n{context}\nQuestion: {question}\nAnswer:'
     (tmp_path / "format.yaml").write_text(yaml.safe_dump({
-        "name": "format", "study": {"max_items": 4},
-        "data": {"world": {"entities": 12}, "eval_splits": ["test"]},
+        "name": "format",
+        "data": {"world": {"entities": 12}, "eval_splits": ["test"], "max_items": 4},
         "model": {"name": str(micro_pocket[0]), "max_new_tokens": 6, "batch_size": 4},
         "seeds": [0],
         "arms": [{"name": "rag_prompt", "arm": "rag", "template": template},
                  {"name": "lora_taught", "arm": "lora", "training": {"answer_format": "json"},
                   "lora": lora}]}))
-    report = fmt.run(tmp_path / "format.yaml", tmp_path / "out", progress=False,
-                     cache_dir=tmp_path / "cache")
     out = tmp_path / "out"
+    report = run_study("format", tmp_path / "format.yaml", out, progress=False, cache_dir=tmp_path / "cache")
     for name in ("summary.csv", "cells.csv", "reasons.csv", "examples.csv", "format.png", "manifest.json"):
         assert (out / name).exists(), name
     cells = pd.read_csv(out / "cells.csv")
@@ -209,6 +224,12 @@ def test_a_micro_run_writes_every_table_and_a_report(micro_pocket, tmp_path):
     [claim] = fmt.claims(out)
     assert claim.verdict != NOT_RUN
     assert "## Verdict" in report.read_text()
+    # the reading half alone rewrites summary.csv and report.md to the same bytes, manifest untouched
+    saved = {name: (out / name).read_bytes() for name in ("summary.csv", "report.md", "manifest.json")}
+    (out / "summary.csv").unlink()
+    (out / "report.md").unlink()
+    run_study("format", tmp_path / "format.yaml", out, report_only=True, progress=False)
+    assert {name: (out / name).read_bytes() for name in saved} == saved
 
 
 def test_adapter_timings_count_each_adapter_once():
@@ -218,6 +239,6 @@ def test_adapter_timings_count_each_adapter_once():
         {"arm": "hybrid_prompt", "adapter_key": "a", "adapter_cached": True, "train_seconds": 100.0},
         {"arm": "lora_taught", "adapter_key": "b", "adapter_cached": False, "train_seconds": 120.0},
         {"arm": "hybrid_taught", "adapter_key": "b", "adapter_cached": True, "train_seconds": 120.0}])
-    assert fmt.adapter_timings(stats) == {"adapter_training_seconds": 220.0, "adapters_used": 2,
+    assert fm.adapter_timings(stats) == {"adapter_training_seconds": 220.0, "adapters_used": 2,
                                           "adapters_trained_now": 1}
-    assert fmt.adapter_timings(pd.DataFrame([{"arm": "rag"}])) == {}
+    assert fm.adapter_timings(pd.DataFrame([{"arm": "rag"}])) == {}

@@ -1,17 +1,25 @@
 """The freshness study: the v1 -> v2 update paths (RAG upsert in place, LoRA continue/retrain),
-the before/after metric arithmetic, strict config parsing."""
+the before/after metric arithmetic, strict config parsing, a micro run through the driver."""
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from bench.config import ConfigError
-from bench.report.claims import CONTRADICTED
-from bench.studies import freshness as fs
-from bench.studies import freshness_report as fr
-from bench.studies.freshness_update import (build_versions, changed_chunks, delta_dataset,
+from bench.report.claims import CONTRADICTED, NOT_RUN
+from bench.studies.driver import load_study_config, run_study
+from bench.studies.freshness import read as fr
+from bench.studies.freshness.update import (build_versions, changed_chunks, delta_dataset,
                                             select_questions, upsert_update)
+from bench.studies.registry import get_study
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load(path, quick=False):
+    return load_study_config(get_study("freshness"), path, quick)
 
 
 def test_rag_upsert_puts_the_v2_text_in_the_same_collection(tmp_path):
@@ -101,17 +109,43 @@ def test_metric_arithmetic_on_a_hand_made_table():
     assert check.verdict == CONTRADICTED and check.id == "freshness"
 
 
+FOUR_ARMS = "name: freshness\ndata: {world: {entities: 10}}\narms: [{arm: closed_book}, {arm: rag}, {arm: lora}, {arm: hybrid}]\n"
+
+
 def test_a_bad_config_key_is_named(tmp_path):
     bad = tmp_path / "freshness.yaml"
-    bad.write_text("name: freshness\nlora: {rank: 16, rnak: 8}\n")
+    bad.write_text(FOUR_ARMS + "arm_defaults: {lora: {lora: {rank: 16, rnak: 8}}}\n")
     with pytest.raises(ConfigError, match=r"lora\.rnak: unknown key"):
-        fs.load_config(bad)
-    bad.write_text("name: freshness\narms: [rag+rebuild]\n")
-    with pytest.raises(ConfigError, match=r"arms: unknown \['rag\+rebuild'\]"):
-        fs.load_config(bad)
-    bad.write_text("name: freshness\ncontinue_training: {step: 3}\n")
-    with pytest.raises(ConfigError, match=r"continue_training\.step: unknown key"):
-        fs.load_config(bad)
+        load(bad)
+    bad.write_text(FOUR_ARMS + "study: {arms: [rag+rebuild]}\n")
+    with pytest.raises(ConfigError, match=r"study\.arms: unknown \['rag\+rebuild'\]"):
+        load(bad)
+    bad.write_text(FOUR_ARMS + "study: {continue_training: {step: 3}}\n")
+    with pytest.raises(ConfigError, match=r"study\.continue_training\.step: unknown key"):
+        load(bad)
+    bad.write_text("name: freshness\ndata: {world: {entities: 10}}\narms: [{arm: closed_book}, {arm: rag}]\n")
+    with pytest.raises(ConfigError, match=r"study.arms needs an arm of kind 'lora'"):
+        load(bad)
+    bad.write_text(FOUR_ARMS + "arm_defaults: {hybrid: {retrieval: {chunk_size: 2}}}\n")
+    with pytest.raises(ConfigError, match=r"share one index"):
+        load(bad)
+
+
+def test_shipped_config_is_the_accuracy_world_and_arms():
+    """The v1 world, the model and each kind's settings are the accuracy experiment's, so the v1
+    adapter is the one `make accuracy` cached; the quick patch shrinks what it should."""
+    from bench.config import load_experiment
+
+    cfg, s = load(ROOT / "experiments" / "freshness.yaml")
+    accuracy = load_experiment(ROOT / "experiments" / "accuracy.yaml")
+    assert cfg.arms == accuracy.arms and cfg.data.world == accuracy.data.world
+    assert cfg.seeds == accuracy.seeds and cfg.model.threads == 1
+    assert s.arms == tuple(fr.ARMS) and s.continue_training.steps == 40 and s.unchanged_per_split == 100
+    quick, qs = load(ROOT / "experiments" / "freshness.yaml", quick=True)
+    assert quick.data.world.entities == 40 and quick.seeds == (0, 1)
+    assert {a.settings.lora.steps for a in quick.arms if hasattr(a.settings, "lora")} == {30}
+    assert qs.unchanged_per_split == 20 and qs.continue_training.steps == 10
+    assert qs.continue_training.batch_size == s.continue_training.batch_size
 
 
 def test_the_study_runs_end_to_end_on_the_micro_model(micro_pocket, tmp_path):
@@ -120,22 +154,24 @@ def test_the_study_runs_end_to_end_on_the_micro_model(micro_pocket, tmp_path):
     cfg.write_text(f"""
 name: freshness
 claim: test
-world: {{entities: 12}}
-questions: {{unchanged_per_split: 3}}
+data: {{world: {{entities: 12}}}}
 model: {{name: "{model_path}", max_new_tokens: 4, batch_size: 16}}
 seeds: [0]
-retrieval: {{k: 1}}
-lora: {{rank: 4, alpha: 8, steps: 2, batch_size: 4}}
-continue_training: {{steps: 2, batch_size: 4}}
+arm_defaults:
+  rag: {{retrieval: {{k: 1}}}}
+  lora: {{lora: {{rank: 4, alpha: 8, steps: 2, batch_size: 4}}}}
+  hybrid: {{retrieval: {{k: 1}}, lora: {{rank: 4, alpha: 8, steps: 2, batch_size: 4}}}}
+arms: [{{arm: closed_book}}, {{arm: rag}}, {{arm: lora}}, {{arm: hybrid}}]
+study: {{unchanged_per_split: 3, continue_training: {{steps: 2, batch_size: 4}}}}
 """)
-    report = fs.run(cfg, tmp_path / "out", quick=False, progress=False, cache_dir=tmp_path / "cache")
     out = tmp_path / "out"
+    report = run_study("freshness", cfg, out, progress=False, cache_dir=tmp_path / "cache")
     assert report.exists() and "Verdicts" in report.read_text()
-    for name in ("summary.csv", "freshness.csv", "freshness.png", "manifest.json", "cells.csv"):
+    for name in ("summary.csv", "freshness.csv", "freshness.png", "manifest.json", "cells.csv", "items.csv"):
         assert (out / name).exists()
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary.columns) == ["arm", "metric", "mean", "ci_low", "ci_high", "n"]
-    assert set(summary["arm"]) == set(fs.ARMS)
+    assert set(summary["arm"]) == set(fr.ARMS)
     cells = pd.read_csv(out / "cells.csv").set_index("arm")
     for arm in ("rag+upsert", "lora+retrain", "lora+continue", "hybrid+upsert", "hybrid+upsert+continue"):
         assert cells.loc[arm, "update_seconds"] > 0            # every update step was timed
@@ -143,3 +179,12 @@ continue_training: {{steps: 2, batch_size: 4}}
     assert not cells.loc["lora+retrain", "update_cached"] and not cells.loc["lora+continue", "update_cached"]
     upserts = cells[cells.index.str.contains("upsert")]
     assert upserts["collection_same"].all() and (upserts["count_before"] == upserts["count_after"]).all()
+    assert NOT_RUN not in {c.verdict for c in fr.claims(out)}
+    # the reading half alone rewrites the derived tables and the report to the same bytes
+    derived = {name: (out / name).read_bytes() for name in ("summary.csv", "freshness.csv", "report.md")}
+    manifest = (out / "manifest.json").read_bytes()
+    for name in derived:
+        (out / name).unlink()
+    run_study("freshness", cfg, out, report_only=True, progress=False)
+    assert {name: (out / name).read_bytes() for name in derived} == derived
+    assert (out / "manifest.json").read_bytes() == manifest

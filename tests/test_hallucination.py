@@ -10,26 +10,33 @@ import pytest
 from bench.config import ConfigError
 from bench.metrics.scores import score_item
 from bench.report.claims import CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED, VERDICTS
-from bench.studies import hallucination as h
-from bench.studies.common import load_study
+from bench.studies.driver import load_study_config, run_study
+from bench.studies.hallucination import gekhman_arm
+from bench.studies.hallucination import measure as hm
+from bench.studies.hallucination import read as h
+from bench.studies.registry import get_study
+
+
+def load_study(path, quick=False):
+    return load_study_config(get_study("hallucination"), path, quick)
 
 
 def test_citation_accuracy_uses_the_top_chunk_only():
     gold = ["d1-s0", "d7-s2"]
-    assert h.citation_accuracy([["d7-s2"], ["x"]], gold) == 1.0          # top chunk states the fact
-    assert h.citation_accuracy([["d1-s1", "d1-s0"]], gold) == 1.0        # a multi-passage chunk
-    assert h.citation_accuracy([["x"], ["d1-s0"]], gold) == 0.0          # gold only in the 2nd chunk
-    assert h.citation_accuracy([], gold) == 0.0                          # retrieved nothing
-    assert h.citation_na_reason([["x"]], gold) == ""
+    assert hm.citation_accuracy([["d7-s2"], ["x"]], gold) == 1.0          # top chunk states the fact
+    assert hm.citation_accuracy([["d1-s1", "d1-s0"]], gold) == 1.0        # a multi-passage chunk
+    assert hm.citation_accuracy([["x"], ["d1-s0"]], gold) == 0.0          # gold only in the 2nd chunk
+    assert hm.citation_accuracy([], gold) == 0.0                          # retrieved nothing
+    assert hm.citation_na_reason([["x"]], gold) == ""
 
 
 def test_citation_accuracy_not_applicable_is_nan_with_a_reason():
-    assert math.isnan(h.citation_accuracy(None, ["d1-s0"]))
-    assert h.citation_na_reason(None, ["d1-s0"]) == "arm does not retrieve"
-    assert math.isnan(h.citation_accuracy(float("nan"), ["d1-s0"]))       # a NaN cell from a table
-    assert math.isnan(h.citation_accuracy([["d1-s0"]], []))
-    assert h.citation_na_reason([["d1-s0"]], []) == "unanswerable: no gold fact to cite"
-    assert h.CITATION.needs == ("retrieved_ids", "gold_ids")
+    assert math.isnan(hm.citation_accuracy(None, ["d1-s0"]))
+    assert hm.citation_na_reason(None, ["d1-s0"]) == "arm does not retrieve"
+    assert math.isnan(hm.citation_accuracy(float("nan"), ["d1-s0"]))       # a NaN cell from a table
+    assert math.isnan(hm.citation_accuracy([["d1-s0"]], []))
+    assert hm.citation_na_reason([["d1-s0"]], []) == "unanswerable: no gold fact to cite"
+    assert hm.CITATION.needs == ("retrieved_ids", "gold_ids")
 
 
 def _row(arm, kind_arm, seed, split, kind, prediction, answers, retrieved=None, gold=()):
@@ -62,7 +69,7 @@ def hand_table():
 
 
 def test_rates_on_a_hand_made_table():
-    seeds = h.seed_metrics(hand_table())
+    seeds = hm.seed_metrics(hand_table())
     v = seeds.set_index(["arm", "seed", "metric"])["value"]
     assert v[("rag", 0, "hallucination_rate")] == pytest.approx(2 / 4)        # Paris, red
     assert v[("rag", 0, "hallucination_answerable")] == pytest.approx(1 / 2)
@@ -84,7 +91,7 @@ def test_rates_on_a_hand_made_table():
 
 
 def test_no_retrieval_means_not_applicable_never_zero():
-    seeds = h.seed_metrics(hand_table())
+    seeds = hm.seed_metrics(hand_table())
     lora = seeds[(seeds["arm"] == "lora") & seeds["metric"].isin(["faithfulness", "citation_accuracy"])]
     assert lora["value"].isna().all() and (lora["items"] == 0).all()
     assert set(lora["na_reason"]) == {"arm does not retrieve"}
@@ -93,6 +100,16 @@ def test_no_retrieval_means_not_applicable_never_zero():
         assert math.isnan(s.loc[("lora", metric), "mean"]) and s.loc[("lora", metric), "n"] == 0
         assert s.loc[("rag", metric), "n"] == 2
     assert list(h.summarize(seeds).columns) == ["arm", "metric", "mean", "ci_low", "ci_high", "n"]
+
+
+def test_rates_saved_with_six_digits_read_back_exactly(tmp_path):
+    table = pd.concat([hand_table(), hand_table().assign(seed=lambda d: d["seed"] + 2).iloc[:-3]])
+    seeds = hm.seed_metrics(table)
+    seeds.to_csv(tmp_path / "seeds.csv", index=False, float_format="%.6g")     # as runs before the driver
+    back = h.read_rates(tmp_path / "seeds.csv")
+    rates = seeds["metric"] != "faithfulness"
+    assert (pd.read_csv(tmp_path / "seeds.csv")["value"] != seeds["value"])[rates].any()   # 1/3 lost digits
+    assert back["value"][rates].equals(seeds["value"][rates])
 
 
 def _saved(tmp_path, lora_rates, rag_rates, sweep):
@@ -156,20 +173,20 @@ def test_config_errors_name_the_key(tmp_path, monkeypatch):
     base = "name: h\ndata: {world: {entities: 10}}\narms: [{arm: rag}, {arm: lora}]\n"
     path.write_text(base + "study: {gekhman_steps: [300, 100]}\n")
     with pytest.raises(ConfigError, match=r"study.gekhman_steps: expected at least two increasing"):
-        load_study(path, h.Settings)
+        load_study(path)
     path.write_text(base + "study: {gekhman_seeds: [0, 0]}\n")
     with pytest.raises(ConfigError, match=r"study.gekhman_seeds"):
-        load_study(path, h.Settings)
+        load_study(path)
     path.write_text(base + "study: {gekhman_arm: rag}\n")
     monkeypatch.setattr(bench.runner, "run_experiment", lambda *a, **k: pytest.fail("ran a model"))
     with pytest.raises(ConfigError, match=r"study.gekhman_arm: 'rag' is not an arm of kind lora"):
-        h.run(path, tmp_path / "out", progress=False)
+        run_study("hallucination", path, tmp_path / "out", progress=False)
 
 
 def test_the_sweep_reuses_the_arms_own_adapter_and_changes_only_steps():
-    cfg, s = load_study("experiments/hallucination.yaml", h.Settings)
-    arm = h.gekhman_arm(cfg, s, "x")
-    sweep, reused = h.sweep_plan(cfg, s, arm)
+    cfg, s = load_study("experiments/hallucination.yaml")
+    arm = gekhman_arm(cfg, s, "x")
+    sweep, reused = hm.sweep_plan(cfg, s, arm)
     assert reused == 300 and sweep.seeds == (0, 1, 2)
     assert [a.name for a in sweep.arms] == ["lora@100steps", "lora@400steps"]
     for a in sweep.arms:      # the forgetting study's adapters: same data and settings but steps
@@ -178,8 +195,8 @@ def test_the_sweep_reuses_the_arms_own_adapter_and_changes_only_steps():
     # the shipped config is the accuracy experiment's arms (so the adapters come from its cache)
     from bench.config import load_experiment
     assert load_experiment("experiments/accuracy.yaml").arms == cfg.arms
-    _, quick = load_study("experiments/hallucination.yaml", h.Settings, quick=True)
-    assert quick.lora_steps in quick.gekhman_steps
+    quick_cfg, quick = load_study("experiments/hallucination.yaml", quick=True)
+    assert gekhman_arm(quick_cfg, quick, "x").settings.lora.steps in quick.gekhman_steps
 
 
 def test_a_micro_run_writes_the_folder_and_replays_identically(micro_pocket, tmp_path):
@@ -197,7 +214,7 @@ arms:
   - {{arm: lora, lora: {lora}}}
 """)
     out = tmp_path / "out"
-    report = h.run(path, out, progress=False, cache_dir=tmp_path / "cache")
+    report = run_study("hallucination", path, out, progress=False, cache_dir=tmp_path / "cache")
     for name in ("summary.csv", "seeds.csv", "gekhman_seeds.csv", "cells.csv", "manifest.json",
                  "hallucination.png", "gekhman.png", "report.md"):
         assert (out / name).exists(), name
@@ -210,6 +227,12 @@ arms:
     assert sorted(g["steps"].unique()) == [2, 3] and set(g["seed"]) == {0}
     text = report.read_text()
     assert "## Claims and verdicts" in text and "n/a (arm does not retrieve)" in text
+    # the reading half alone rewrites summary.csv and report.md to the same bytes, manifest untouched
+    saved = {name: (out / name).read_bytes() for name in ("summary.csv", "report.md", "manifest.json")}
+    (out / "summary.csv").unlink()
+    (out / "report.md").unlink()
+    run_study("hallucination", path, out, report_only=True, progress=False)
+    assert {name: (out / name).read_bytes() for name in saved} == saved
     first = pd.read_csv(out / "seeds.csv")
-    h.run(path, out, progress=False, cache_dir=tmp_path / "cache")     # replayed from predictions
+    run_study("hallucination", path, out, progress=False, cache_dir=tmp_path / "cache")   # replayed
     pd.testing.assert_frame_equal(first, pd.read_csv(out / "seeds.csv"))

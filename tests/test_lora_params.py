@@ -2,14 +2,24 @@
 adapter size against a real save, and claims/plots from saved tables alone."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from bench.report.claims import CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED
-from bench.studies import lora_params as lp
+from bench.studies.driver import load_study_config, run_study
+from bench.studies.lora_params import Settings
+from bench.studies.lora_params import counts as lp
+from bench.studies.lora_params import read as lpr
+from bench.studies.registry import get_study
 
 CONFIG = "experiments/lora-params.yaml"
+
+
+def load(path, quick=False, study="lora-params"):
+    return load_study_config(get_study(study), path, quick)
+
 TINY = {"model_type": "llama", "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
         "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100,
         "tie_word_embeddings": False}
@@ -52,7 +62,7 @@ def test_pocket_model_count_matches_its_trained_adapters():
 
 
 def test_qwen_config_arithmetic_matches_the_published_size():
-    _, s = lp.load(CONFIG)
+    _, s = load(CONFIG)
     qwen = s.hf_configs["Qwen2.5-0.5B"]
     assert lp.full_parameter_count(qwen) == 494_032_768
     assert lp.formula_count(qwen, ALL, 8) == 8 * 24 * (2 * (896 + 896) + 2 * (896 + 128) + 3 * (896 + 4864))
@@ -76,17 +86,18 @@ def test_adapter_bytes_equal_a_real_save(tmp_path):
 
 
 def test_fraction_verdict_rule():
-    assert lp.fraction_verdict([0.001, 0.009]) == SUPPORTED
-    assert lp.fraction_verdict([0.001, 0.05]) == INCONCLUSIVE
-    assert lp.fraction_verdict([0.2, 0.5]) == CONTRADICTED
-    assert lp.fraction_verdict([]) == INCONCLUSIVE
+    assert lpr.fraction_verdict([0.001, 0.009]) == SUPPORTED
+    assert lpr.fraction_verdict([0.001, 0.05]) == INCONCLUSIVE
+    assert lpr.fraction_verdict([0.2, 0.5]) == CONTRADICTED
+    assert lpr.fraction_verdict([]) == INCONCLUSIVE
 
 
 def test_bad_hf_config_fails_before_any_work(tmp_path):
     bad = tmp_path / "l.yaml"
-    bad.write_text(open(CONFIG).read().replace("model_type: qwen2", "model_typ: qwen2"))
+    shipped = Path(CONFIG).read_text().replace("include: base/", f"include: {Path(CONFIG).resolve().parent}/base/")
+    bad.write_text(shipped.replace("model_type: qwen2", "model_typ: qwen2"))
     with pytest.raises(Exception, match=r"study.hf_configs.Qwen2.5-0.5B.model_type: required"):
-        lp.load(bad)
+        load(bad)
 
 
 def _saved(tmp_path, fractions_hf=(0.001, 0.002, 0.009), match=True):
@@ -111,45 +122,65 @@ def _saved(tmp_path, fractions_hf=(0.001, 0.002, 0.009), match=True):
     acc = pd.DataFrame([{"rank": r, "steps": 300, "seed": s, "world_trained_em": 0.3, "world_heldout_em": 0.02,
                          "world_reading_em": 0.6, "train_seconds": 100.0, "trainable_parameters": 1000,
                          "adapter_cached": True} for r in (2, 16) for s in (0, 1)])
-    summary, wide = lp.tables(counts, acc)
+    acc.to_csv(tmp_path / "accuracy_per_seed.csv", index=False)
+    summary, wide = lpr.tables(counts, acc)
     summary.to_csv(tmp_path / "summary.csv", index=False)
     wide.to_csv(tmp_path / "accuracy.csv", index=False)
     (tmp_path / "manifest.json").write_text(json.dumps(
-        {"config": {"study": {"verdict_rank": 8, "small_fraction": 0.01}}}))
+        {"config": {"study": {"verdict_rank": 8, "small_fraction": 0.01}}, "timings_seconds": {"total": 7.0}}))
     return summary
 
 
 def test_claims_and_redraw_from_saved_tables_alone(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert {c.verdict for c in lp.claims(empty)} == {NOT_RUN}
-    assert lp.redraw(empty) == []
+    assert {c.verdict for c in lpr.claims(empty)} == {NOT_RUN}
+    assert lpr.redraw(empty) == []
     summary = _saved(tmp_path)
     assert list(summary.columns) == ["arm", "metric", "mean", "ci_low", "ci_high", "n"]
-    main, example = lp.claims(tmp_path)
+    main, example = lpr.claims(tmp_path)
     assert main.verdict == SUPPORTED and "hf (" in main.measured and "pocket (" in main.measured
     assert example.verdict == SUPPORTED and "4,608" in example.measured
-    assert sorted(p.name for p in lp.redraw(tmp_path)) == ["accuracy_vs_rank.png", "lora_params.png"]
+    assert sorted(p.name for p in lpr.redraw(tmp_path)) == ["accuracy_vs_rank.png", "lora_params.png"]
+    # the run's own settings, when given, decide the rank judged (else the manifest's)
+    assert "at r=1 by" in lpr.claims(tmp_path, Settings(ranks=(1, 8), verdict_rank=1))[0].measured
 
 
 def test_claims_judge_the_hf_configs_and_distrust_disagreeing_counts(tmp_path):
     _saved(tmp_path, fractions_hf=(0.001, 0.002, 0.02))
-    assert lp.claims(tmp_path)[0].verdict == INCONCLUSIVE
+    assert lpr.claims(tmp_path)[0].verdict == INCONCLUSIVE
     _saved(tmp_path, match=False)
-    assert lp.claims(tmp_path)[0].verdict == INCONCLUSIVE
+    assert lpr.claims(tmp_path)[0].verdict == INCONCLUSIVE
 
 
 @pytest.mark.parametrize("quick", [False, True])
 def test_accuracy_vs_rank_uses_the_forgetting_rank_sweep_adapters(quick):
     """Same world, seeds, template arm, steps and ranks -> the adapters come from the cache."""
-    from bench.studies import forgetting as fg
+    from bench.studies.forgetting.shared import template_arm, variant_arm
+    from bench.studies.forgetting.sweep import sweep_seeds
 
-    cfg, s = lp.load(CONFIG, quick=quick)
-    fcfg, fs = fg.load("experiments/forgetting.yaml", quick=quick)
-    assert cfg.data.world == fcfg.data.world and cfg.seeds == fg.sweep_seeds(fcfg, fs)
+    cfg, s = load(CONFIG, quick=quick)
+    fcfg, fs = load("experiments/forgetting.yaml", quick=quick, study="forgetting")
+    assert cfg.data == fcfg.data and cfg.model == fcfg.model and cfg.seeds == sweep_seeds(fcfg, fs)
     assert s.accuracy_steps == fs.base_steps and set(s.accuracy_ranks) <= set(fs.ranks)
     for kind in ("lora", "hybrid"):
         for rank in s.accuracy_ranks:
-            ours = fg.variant_arm(fg.template_arm(cfg, kind, "x"), s.accuracy_steps, rank)
-            theirs = fg.variant_arm(fg.template_arm(fcfg, kind, "x"), fs.base_steps, rank)
-            assert ours.settings == theirs.settings
+            ours = variant_arm(template_arm(cfg, kind, "x"), s.accuracy_steps, rank)
+            theirs = variant_arm(template_arm(fcfg, kind, "x"), fs.base_steps, rank)
+            assert ours == theirs        # the same name and settings: the same job and adapter keys
+
+
+def test_the_reading_half_alone_rewrites_tables_plots_and_report(tmp_path):
+    """`--report-only`: summary.csv, accuracy.csv, both plots and report.md from the saved
+    params.csv, example.csv and accuracy_per_seed.csv (no model), the same bytes every time."""
+    _saved(tmp_path)
+    for name in ("summary.csv", "accuracy.csv"):
+        (tmp_path / name).unlink()
+    report = run_study("lora-params", CONFIG, tmp_path, report_only=True, progress=False)
+    text = report.read_text()
+    assert "Run time 7 s" in text and "![lora_params](lora_params.png)" in text
+    assert "![accuracy_vs_rank](accuracy_vs_rank.png)" in text and "**supported**" in text
+    assert list(pd.read_csv(tmp_path / "accuracy.csv")["rank"]) == [2, 16]
+    written = {name: (tmp_path / name).read_bytes() for name in ("summary.csv", "accuracy.csv", "report.md")}
+    run_study("lora-params", CONFIG, tmp_path, report_only=True, progress=False)
+    assert {name: (tmp_path / name).read_bytes() for name in written} == written

@@ -2,17 +2,25 @@
 (a real one costs a minute to build on a small CPU and is tested elsewhere)."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
 from bench.config import ConfigError
-from bench.studies import scale
+from bench.config_files import deep_merge
+from bench.report.claims import NOT_RUN
+from bench.studies.driver import load_study_config, run_study
+from bench.studies.registry import get_study
+from bench.studies.scale import corpus as sc
+from bench.studies.scale import read as scale_read
 
-TINY = {"name": "scale-tiny", "sizes": [60, 120], "queries": 3, "seeds": [0, 1],
-        "base_entities": 5, "distractor_entities": 5, "rag_items": 2,
-        "quick": {"sizes": [60, 90]}}
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"name": "scale-tiny", "seeds": [0, 1], "model": {"name": "tiny-reader"},
+        "study": {"sizes": [60, 120], "queries": 3, "base_entities": 5, "distractor_entities": 5,
+                  "rag_items": 2},
+        "quick": {"study": {"sizes": [60, 90]}}}
 
 
 def write(tmp_path, raw):
@@ -21,13 +29,17 @@ def write(tmp_path, raw):
     return path
 
 
-def test_bigger_corpus_is_a_superset_without_base_entities():
-    s = scale.parse_settings(TINY)
-    small, big = scale.corpus(s, 0, 60), scale.corpus(s, 0, 300)
+def load(path, quick=False):
+    return load_study_config(get_study("scale"), path, quick)
+
+
+def test_bigger_corpus_is_a_superset_without_base_entities(tmp_path):
+    _, s = load(write(tmp_path, TINY))
+    small, big = sc.corpus(s, 0, 60), sc.corpus(s, 0, 300)
     assert len(small) == 60 and len(big) == 300
     assert big[:60] == small
     assert len({p.id for p in big}) == 300
-    world = scale.base_world(s, 0)
+    world = sc.base_world(s, 0)
     base_ids = {p.id for p in world.passages()}
     distractors = [p for p in big if p.id not in base_ids]
     assert len(distractors) == 300 - len(base_ids)
@@ -35,17 +47,39 @@ def test_bigger_corpus_is_a_superset_without_base_entities():
 
 
 def test_quick_overrides_and_bad_settings_name_the_key(tmp_path):
-    assert scale.load_settings(write(tmp_path, TINY), quick=True).sizes == (60, 90)
-    for bad, key in (({"sizes": [20, 200]}, "sizes"),           # smaller than the base world
-                     ({"sizes": [200, 60]}, "sizes"),           # not increasing
-                     ({"seeds": [0, 0]}, "seeds"),
-                     ({"sizez": [60]}, "sizez"),                # unknown key
-                     ({"k": 0}, "k"),
-                     ({"rag_items": 7}, "rag_items"),           # more than queries
-                     ({"quick": [60]}, "quick"),
-                     ({"quick": {"queries": "many"}}, "quick.queries")):
-        with pytest.raises(ConfigError, match=rf"\.{key}\b"):
-            scale.load_settings(write(tmp_path, {**TINY, **bad}), quick=True)
+    assert load(write(tmp_path, TINY), quick=True)[1].sizes == (60, 90)
+    for bad, key in (({"study": {"sizes": [20, 200]}}, r"study\.sizes\b"),   # smaller than the base world
+                     ({"study": {"sizes": [200, 60]}}, r"study\.sizes\b"),   # not increasing
+                     ({"seeds": [0, 0]}, r"seeds: duplicates"),
+                     ({"seeds": [1_000_000]}, r"seeds: expected seeds in"),  # a distractor world's seed
+                     ({"study": {"sizez": [60]}}, r"study\.sizez\b"),        # unknown key
+                     ({"study": {"k": 0}}, r"study\.k\b"),
+                     ({"study": {"rag_items": 7}}, r"study\.rag_items\b"),   # more than queries
+                     ({"quick": [60]}, r"quick: expected a mapping")):     # checked without --quick too
+        with pytest.raises(ConfigError, match=key):
+            load(write(tmp_path, deep_merge(TINY, bad)))
+    # the quick patch is checked by the same strict rules as the file itself
+    with pytest.raises(ConfigError, match=r"study\.queries\b"):
+        load(write(tmp_path, deep_merge(TINY, {"quick": {"study": {"queries": "many"}}})), quick=True)
+    with pytest.raises(ConfigError, match=r"study\.sizes\b"):
+        load(write(tmp_path, deep_merge(TINY, {"quick": {"study": {"sizes": [90, 60]}}})), quick=True)
+
+
+def test_shipped_config_and_its_quick_setting():
+    cfg, s = load(ROOT / "experiments" / "scale.yaml")
+    assert cfg.arms == () and cfg.seeds == (0, 1, 2) and cfg.model.name == "pocket"
+    assert s.sizes == (1000, 10000, 100000) and s.queries == 200
+    _, quick = load(ROOT / "experiments" / "scale.yaml", quick=True)
+    assert quick.sizes == (1000, 3000, 10000) and quick.queries == 100 and quick.k == s.k
+    assert get_study("scale").folders[0] == "scale-100k"
+
+
+def test_saved_settings_from_either_manifest_layout(tmp_path):
+    (tmp_path / "manifest.json").write_text(json.dumps({"config": {"sizes": [1, 2], "k": 3}}))
+    assert scale_read.saved_settings(tmp_path).k == 3            # written before the study driver
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"config": {"experiment": {"name": "scale"}, "study": {"sizes": [1, 2], "k": 5}}}))
+    assert scale_read.saved_settings(tmp_path).k == 5
 
 
 class StubGenerator:
@@ -64,10 +98,13 @@ class StubGenerator:
 def test_run_writes_one_row_per_size_and_seed(tmp_path, monkeypatch):
     from bench.models.generator import Generator
 
-    monkeypatch.setattr(Generator, "load", classmethod(lambda cls, name, **kw: StubGenerator()))
+    loaded = []
+    monkeypatch.setattr(Generator, "load",
+                        classmethod(lambda cls, name, **kw: loaded.append(name) or StubGenerator()))
     config = write(tmp_path, TINY)
     out = tmp_path / "out"
-    report = scale.run(config, out, progress=False, cache_dir=tmp_path / "cache")
+    report = run_study("scale", config, out, progress=False, cache_dir=tmp_path / "cache")
+    assert loaded == ["tiny-reader"]                          # the experiment's model reads
     table = pd.read_csv(out / "scale.csv")
     assert sorted(zip(table["size"], table["seed"])) == [(60, 0), (60, 1), (120, 0), (120, 1)]
     assert (table["n_chunks"] == table["size"]).all()
@@ -86,7 +123,17 @@ def test_run_writes_one_row_per_size_and_seed(tmp_path, monkeypatch):
     assert (out / "scale.png").stat().st_size > 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["hardware"]["cpu_count"] and "total" in manifest["timings_seconds"]
+    hits, worlds = manifest["embeddings_cached"]   # the second seed reuses the distractor worlds
+    assert 0 < hits < worlds and f"{hits} of {worlds} world embeddings came from the cache" in text
+    assert manifest["quick"] is False
+    assert NOT_RUN not in set(manifest["verdicts"].values())
+    assert NOT_RUN not in {c.verdict for c in scale_read.claims(out)}
     # indexes are removed after measuring; embeddings stay cached for the next run
     assert not any((tmp_path / "cache" / "chroma-scale").iterdir())
     assert list((tmp_path / "cache" / "scale-embeddings").glob("*.npy"))
     assert not list(out.glob("*.tmp*"))
+    # the reading half alone rewrites the plot and the report to the same bytes
+    saved = {name: (out / name).read_bytes() for name in ("report.md", "scale.png", "manifest.json")}
+    (out / "report.md").unlink()
+    run_study("scale", config, out, report_only=True, progress=False)
+    assert {name: (out / name).read_bytes() for name in saved} == saved

@@ -99,13 +99,7 @@ def test_the_makefile_runs_every_registered_study_and_all_includes_it():
         assert name in everything and name in phony, name
         for folder in get_study(name).folders:
             assert targets.get(folder) == name, f"no `make {folder}`"
-    assert set(targets.values()) <= set(study_names()) | _legacy()
-
-
-def _legacy() -> set[str]:
-    from bench.studies import SHIPPED
-
-    return set(SHIPPED) - set(study_names())
+    assert set(targets.values()) <= set(study_names())
 
 
 def test_registered_studies_declare_what_the_claims_report_needs():

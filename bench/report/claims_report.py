@@ -1,20 +1,16 @@
 """The claims report (`make report`): every claim of the articles beside what the saved results
-measured, with a verdict computed by each experiment's own `claims()` and its plots redrawn by
-its own `redraw()`. Only saved tables are read: no model loads, and nothing of the model stack
-(torch, transformers) is imported for an experiment whose results folder is missing.
-
-An experiment's claims and plots come from a light module, so this stays fast: `bench.report.
-accuracy` for accuracy, `bench.studies.<name>_report` where a study keeps them apart from its
-model code, else `bench.studies.<name>` itself. A claim belongs to the topic named by the first
-part of its id (`hybrid.raft` -> hybrid), else to its experiment's first topic.
+measured, per model, with a verdict computed by each registered study's own `claims()` and its
+plots redrawn by its own `redraw()`. Only saved tables are read: no model loads, and nothing of
+the model stack (torch, transformers) is imported: a study's reading half lives apart from its
+measuring half. A claim belongs to the topic named by the first part of its id (`hybrid.raft`
+-> hybrid), else to its study's first topic. The default model's folders are results/<study>/,
+any other model's results/<model>/<study>/.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import importlib
-import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,36 +18,12 @@ from pathlib import Path
 from bench.config import DEFAULT_MODEL
 from bench.report.claims import VERDICTS, Claim, experiment_config, not_run, read_manifest
 
-# claims of studies not yet on the registry (bench.studies.LEGACY): (topic, claim, experiment)
-LEGACY_TOPICS = (
-    ("latency", "retrieval adds latency; fine-tuned models have no retrieval step", "latency"),
-    ("freshness", "RAG updates by re-indexing; fine-tuning needs retraining", "freshness"),
-    ("coldstart", "cold start: days to train vs fast to index", "coldstart"),
-    ("consistency", "fine-tuning gives consistent output", "consistency"),
-    ("format", "fine-tuning gives format-adherent output", "format"),
-    ("hallucination", "RAG grounds facts, fine-tuning hallucinates outside its training data", "hallucination"),
-    ("data-scaling", "100-500 examples already show measurable gains", "data-scaling"),
-    ("forgetting", "narrow fine-tuning causes catastrophic forgetting", "forgetting"),
-    ("lora-params", "LoRA trains a small fraction of the parameters (512 x 64: 32,768 -> 4,608 at r=8)",
-     "lora-params"),
-    ("cost", "RAG costs more per query; fine-tuning costs more up front", "cost"),
-    ("scale", "RAG scales to large knowledge bases", "scale"),
-)
-# the order of the claims report (DESIGN.md's): registered studies and legacy ones by name
-ORDER = ("accuracy", "latency", "freshness", "coldstart", "consistency", "format", "hallucination",
-         "data-scaling", "forgetting", "popularity", "lora-params", "cost", "scale")
-
 
 def topics() -> list[tuple[str, str, str]]:
-    """(topic, claim as the articles state it, study) for every study, in report order."""
+    """(topic, claim as the articles state it, study) for every registered study, in report order."""
     from bench.studies.registry import STUDIES, study_names
 
-    registered = study_names()
-    legacy = {e: [(t, c, e) for t, c, x in LEGACY_TOPICS if x == e] for e in ORDER}
-    out = []
-    for name in [*ORDER, *[n for n in registered if n not in ORDER]]:
-        out += [(t, c, name) for t, c in STUDIES[name].topics] if name in registered else legacy.get(name, [])
-    return out
+    return [(t, c, name) for name in study_names() for t, c in STUDIES[name].topics]
 
 
 INTRO = ("Each row is one claim of the articles, the experiment that tests it, the numbers it measured "
@@ -97,29 +69,18 @@ def experiments() -> list[str]:
 
 
 def claims_module(experiment: str):
-    """What has the experiment's claims() and redraw(): its registered study, or a module."""
-    from bench.studies.registry import STUDIES, study_names
+    """What has the experiment's claims() and redraw(): its registered study."""
+    from bench.studies.registry import get_study
 
-    if experiment in study_names():
-        return STUDIES[experiment]
-    base = f"bench.studies.{experiment.replace('-', '_')}"
-    for name in (f"{base}_report", base):
-        if importlib.util.find_spec(name) is not None:
-            return importlib.import_module(name)
-    return None
-
-
-LEGACY_FOLDERS = {"scale": ("scale-100k", "scale")}
+    return get_study(experiment)
 
 
 def folders_of(experiment: str) -> tuple[str, ...]:
     """The results folders a study may have written, most telling first (`make scale-100k`
     writes the >= 100k-chunk setting beside the --quick one): its claims come from the first."""
-    from bench.studies.registry import STUDIES, study_names
+    from bench.studies.registry import STUDIES
 
-    if experiment in study_names():
-        return STUDIES[experiment].folders or (experiment,)
-    return LEGACY_FOLDERS.get(experiment, (experiment,))
+    return STUDIES[experiment].folders or (experiment,)
 
 
 def results_folder(results: Path, experiment: str) -> Path:

@@ -11,12 +11,3 @@ import pkgutil
 for _module in pkgutil.iter_modules(__path__):
     if _module.ispkg:
         importlib.import_module(f"{__name__}.{_module.name}")
-
-# every study the project ships; those not yet registered still run through their own
-# run(config, out, quick, progress) while they move onto the driver
-SHIPPED = ("accuracy", "latency", "cost", "coldstart", "freshness", "scale", "hallucination", "consistency",
-           "format", "data-scaling", "forgetting", "popularity", "lora-params")
-
-
-def get_legacy(name: str):
-    return importlib.import_module(f"bench.studies.{name.replace('-', '_')}")

@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.config import CACHE_DIR, DEFAULT_MODEL, ConfigError, ExperimentConfig, build, parse_experiment
+from bench.config import (CACHE_DIR, DEFAULT_MODEL, ConfigError, ExperimentConfig, build, parse_experiment,
+                          with_lora_steps)
 from bench.config_files import load_config_raw
 from bench.io import write_csv, write_text
 from bench.studies.registry import Study, get_study, settings_dict
@@ -54,21 +55,14 @@ def results_folder(folder: str, model: str, root: Path | None = None) -> Path:
     return root / folder if model == DEFAULT_MODEL else root / model_slug(model) / folder
 
 
-def with_lora_steps(cfg: ExperimentConfig, steps: int) -> ExperimentConfig:
-    """Every adapted arm trains `steps` (the quick patch's lora_steps)."""
-    arms = tuple(dataclasses.replace(a, settings=dataclasses.replace(
-        a.settings, lora=dataclasses.replace(a.settings.lora, steps=steps)))
-        if hasattr(a.settings, "lora") else a for a in cfg.arms)
-    return dataclasses.replace(cfg, arms=arms)
-
-
 def load_study_config(study: Study, config: Path, quick: bool = False, model: str | None = None):
     """(experiment config, study settings), every key checked; nothing of the model stack loads."""
     raw, patch = load_config_raw(config, quick, model)
     settings = build(study.Settings, raw.pop("study", None), f"{config}: study")
     cfg = parse_experiment(raw, str(config), arms_required=study.arms_required)
-    if patch is not None and patch.lora_steps is not None:
-        cfg = with_lora_steps(cfg, patch.lora_steps)
+    if patch is not None and patch.lora_steps is not None:   # every adapted arm, named in the YAML or not
+        cfg = dataclasses.replace(cfg, arms=tuple(with_lora_steps(a, patch.lora_steps) if hasattr(a.settings, "lora")
+                                                  else a for a in cfg.arms))
     study.check(cfg, settings, str(config))
     return cfg, settings
 
@@ -109,10 +103,10 @@ def read(run: StudyRun) -> Path:
     return write_text(run.study.report(run.out, run), run.out / "report.md")
 
 
-def write_run_manifest(run: StudyRun) -> None:
+def write_run_manifest(run: StudyRun, with_verdicts: bool = True) -> None:
     from bench.report.manifest import write_manifest
 
-    verdicts = {c.id: c.verdict for c in run.study.claims(run.out)}
+    verdicts = {c.id: c.verdict for c in run.study.claims(run.out)} if with_verdicts else {}
     write_manifest(run.out / "manifest.json", run.cfg.name,
                    {"experiment": run.cfg.to_json(), "study": settings_dict(run.settings)},
                    str(run.config), run.timings,
@@ -138,6 +132,7 @@ def run_study(name: str, config=None, out=None, model: str | None = None, quick:
         run.timings = read_manifest(run.out).get("timings_seconds") or {}
         return read(run)
     measure(run)
+    write_run_manifest(run, with_verdicts=False)   # the reading half reads this run's manifest
     path = read(run)
     write_run_manifest(run)
     return path

@@ -38,6 +38,8 @@ class Study:
     folders: ClassVar[tuple[str, ...]] = ()
     # one-line description (the Makefile help and README list it)
     summary: ClassVar[str] = ""
+    # where its claims sit in the claims report (DESIGN.md's order of the claims); ties by name
+    order: ClassVar[int] = 1000
 
     # -- checks before anything runs ------------------------------------------------------------
     def check(self, cfg, settings, source: str) -> None:
@@ -81,8 +83,9 @@ def get_study(name: str) -> Study:
 
 
 def study_names() -> list[str]:
+    """Every registered study, in claims-report order."""
     _load_builtin()
-    return list(STUDIES)
+    return sorted(STUDIES, key=lambda name: (STUDIES[name].order, name))
 
 
 def settings_dict(settings) -> dict:

@@ -18,6 +18,7 @@ from bench.studies.registry import Study, register_study
 
 @register_study("accuracy")
 class Accuracy(Study):
+    order = 10
     topics = (("accuracy", "RAG beats fine-tuning on ROUGE (~16%) and BLEU (~15%) on average (Lakatos et al. 2024)"),
               ("hybrid", "combining fine-tuning with RAG can lower scores (Lakatos) / help (Balaguer, RAFT)"))
     summary = "closed_book vs rag vs lora vs hybrid on the same test questions"

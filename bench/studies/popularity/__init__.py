@@ -38,6 +38,7 @@ class Settings:
 
 @register_study("popularity")
 class Popularity(Study):
+    order = 100
     Settings = Settings
     topics = (("popularity", "RAG helps rare (less popular) facts most (Soudani et al. 2024)"),)
     summary = "accuracy per entity-popularity bucket, per arm"

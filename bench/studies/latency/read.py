@@ -1,15 +1,8 @@
-"""latency: per-query latency of every arm, stage by stage, at batch size 1 and N.
-
-Claim tested: retrieval adds latency ("typically 100-300 ms") while a fine-tuned model answers
-at once. Each batch size is one runner pass (its own prediction logs, so a rerun replays the
-original timings). Batch size 1 is what one user waits; batch size N is amortised per query.
-"""
+"""latency, the reading half: the per-item timings (items.csv) and their summary -> the wide
+table, both claims, the plot and report.md. Saved tables only; no model code."""
 
 from __future__ import annotations
 
-import dataclasses
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -18,27 +11,13 @@ import pandas as pd
 
 from bench.report.claims import (NOT_RUN, Claim, all_of, arm_names, interval_verdict, markdown_rows,
                                  not_run, range_verdict, results_present)
-from bench.report.manifest import write_manifest
 from bench.report.plots import _save
 from bench.report.tables import lookup, mean_ci, paired_difference
-from bench.studies.common import load_study, with_changes, write_csv, write_text
 
 STAGES = ["t_embed", "t_search", "t_prompt", "t_generate"]
 QUOTED_MS = (100.0, 300.0)
-
-
-@dataclass(frozen=True)
-class Settings:
-    batch_sizes: tuple[int, ...] = (1, 64)
-    max_items: int = 200
-    # also serve each adapted arm with its adapter merged into the weights, as deployed
-    # (label `<arm>_merged`): peft's unmerged layers add per-layer work at answer time
-    serve_merged: bool = True
-
-    def validate(self, where: str) -> None:
-        from bench.config import ConfigError
-        if not self.batch_sizes or min(self.batch_sizes) < 1:
-            raise ConfigError(f"{where}.batch_sizes: expected a list of sizes >= 1")
+ITEMS_CSV, SUMMARY_CSV, WIDE_CSV = "items.csv", "summary.csv", "latency_wide.csv"
+MERGED = "_merged"     # an adapted arm served with its adapter merged into the weights: `<arm>_merged`
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
@@ -58,12 +37,17 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def wide(summary: pd.DataFrame) -> pd.DataFrame:
+    """latency_wide.csv: one row per arm@batch, one column per metric (the means)."""
+    return summary.pivot(index="arm", columns="metric", values="mean").reset_index()
+
+
 def plot(table: pd.DataFrame, summary: pd.DataFrame, out: Path) -> Path:
     labels = list(dict.fromkeys(table["label"]))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5))
     bottom = np.zeros(len(labels))
     for stage in STAGES:
-        ms = np.array([_get(summary, lab, f"{stage}_ms") for lab in labels])
+        ms = np.array([lookup(summary, lab, f"{stage}_ms") for lab in labels])
         ax1.bar(labels, ms, bottom=bottom, label=stage.removeprefix("t_"))
         bottom += ms
     ax1.set_ylabel("ms per query (mean over seeds)")
@@ -79,10 +63,6 @@ def plot(table: pd.DataFrame, summary: pd.DataFrame, out: Path) -> Path:
     ax2.set_ylabel("ms per query")
     ax2.set_title(f"distribution at batch size {single['batch_size'].min()}")
     return _save(fig, out / "latency.png")
-
-
-def _get(summary: pd.DataFrame, arm: str, metric: str) -> float:
-    return lookup(summary, arm, metric)
 
 
 LATENCY_TEXT = "retrieval adds latency; a fine-tuned model answers without a retrieval step"
@@ -113,7 +93,7 @@ def verdicts(table: pd.DataFrame, kinds: dict[str, str]) -> list[Claim]:
     bs = int(table["batch_size"].min())
     one = table[table["batch_size"] == bs]
     arms = set(one["arm"])
-    base, rag, lora, hybrid = (next((a for a in (f"{kinds.get(k)}_merged", kinds.get(k)) if a in arms), None)
+    base, rag, lora, hybrid = (next((a for a in (f"{kinds.get(k)}{MERGED}", kinds.get(k)) if a in arms), None)
                                for k in ("closed_book", "rag", "lora", "hybrid"))
     pairs = [(a, b) for a, b in ((rag, base), (hybrid, lora)) if a and b]
     diffs = {p: _ms(paired_difference(one, *p, "t_total")) for p in pairs + [(rag, lora)] if p[0] and p[1]}
@@ -144,62 +124,40 @@ def verdicts(table: pd.DataFrame, kinds: dict[str, str]) -> list[Claim]:
 
 def claims(results_dir: Path) -> list[Claim]:
     results_dir = Path(results_dir)
-    if not results_present(results_dir, "items.csv", "manifest.json"):
+    if not results_present(results_dir, ITEMS_CSV, "manifest.json"):
         return [not_run("latency", LATENCY_TEXT, "latency"), not_run("latency.quoted", QUOTED_TEXT, "latency")]
-    return verdicts(pd.read_csv(results_dir / "items.csv"), arm_names(results_dir))
+    return verdicts(pd.read_csv(results_dir / ITEMS_CSV), arm_names(results_dir))
 
 
 def redraw(results_dir: Path) -> list[Path]:
     results_dir = Path(results_dir)
-    if not results_present(results_dir, "items.csv", "summary.csv"):
+    if not results_present(results_dir, ITEMS_CSV, SUMMARY_CSV):
         return []
-    return [plot(pd.read_csv(results_dir / "items.csv"), pd.read_csv(results_dir / "summary.csv"), results_dir)]
+    return [plot(pd.read_csv(results_dir / ITEMS_CSV), pd.read_csv(results_dir / SUMMARY_CSV), results_dir)]
 
 
-def run(config: Path, out: Path, quick: bool = False, progress: bool = True) -> Path:
-    from bench.arms.registry import get_arm_class   # the model stack, only when measuring
-    from bench.runner import run_experiment
-
-    cfg, s = load_study(config, Settings, quick)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    start, parts = time.perf_counter(), []
-    adapted = [a for a in cfg.arms if get_arm_class(a.arm).adapted]
-    for bs in s.batch_sizes:
-        sized = with_changes(cfg, batch_size=bs, max_items=s.max_items)
-        passes = [(sized, out / f"bs{bs}", "")]
-        if s.serve_merged and adapted:
-            merged = dataclasses.replace(with_changes(sized, merge_adapter=True), arms=tuple(adapted))
-            passes.append((merged, out / f"bs{bs}-merged", "_merged"))
-        for pass_cfg, folder, suffix in passes:
-            t, _ = run_experiment(pass_cfg, folder, progress=progress)
-            t["arm"] = t["arm"] + suffix
-            t["batch_size"] = bs
-            t["label"] = t["arm"] + f"@bs{bs}"
-            parts.append(t)
-    table = pd.concat(parts, ignore_index=True)
-    table = table[table["split"] == cfg.data.eval_splits[0]]
+def report_md(results_dir: Path, run) -> str:
+    """report.md from items.csv, the run's config and settings. Its table summarises the per-item
+    timings afresh: a summary.csv written to 6 significant digits would round differently
+    (1.865 tokens reads 1.86, the unrounded mean 1.8650000000000002 reads 1.87)."""
+    cfg, s = run.cfg, run.settings
+    table = pd.read_csv(results_dir / ITEMS_CSV)
     summary = summarize(table)
-    write_csv(summary, out / "summary.csv")
-    wide = summary.pivot(index="arm", columns="metric", values="mean").reset_index()
-    write_csv(wide, out / "latency_wide.csv")
-    write_csv(table[[c for c in ITEM_COLUMNS if c in table]], out / "items.csv")
-    write_manifest(out / "manifest.json", cfg.name, {"experiment": cfg.to_json(), "study": s.__dict__},
-                   cfg.source, {"total": round(time.perf_counter() - start, 1)})
-    redraw(out)
     base = next((a.name for a in cfg.arms if a.arm == "closed_book"), None)
     one = table[table["batch_size"] == table["batch_size"].min()]
+    items = ("every test question" if cfg.data.max_items is None
+             else f"{cfg.data.max_items} test questions per seed")
     md = [f"# latency: {cfg.claim.strip() or 'retrieval adds latency'}", "",
           cfg.description.strip(), "",
-          f"Model `{cfg.model.name}`, seeds {list(cfg.seeds)}, {s.max_items} test questions per "
-          f"seed, batch sizes {list(s.batch_sizes)}; per-query time at batch size N is the batch "
-          f"wall time / N. Means over seeds with 95% CIs; percentiles per seed, then averaged.", "",
+          f"Model `{cfg.model.name}`, seeds {list(cfg.seeds)}, {items}, batch sizes {list(s.batch_sizes)}; "
+          f"per-query time at batch size N is the batch wall time / N. Means over seeds with 95% CIs; "
+          f"percentiles per seed, then averaged.", "",
           "![latency](latency.png)", "", _table(summary), "", "## Verdicts (computed from items.csv)", "",
-          markdown_rows(claims(out)), ""]
+          markdown_rows(claims(results_dir)), ""]
     if base:
         md += [f"Seed-paired differences of mean total latency against {base} at batch size "
                f"{one['batch_size'].min()} (95% CI):", "", *differences(one, base)]
-    return write_text("\n".join(md) + "\n", out / "report.md")
+    return "\n".join(md) + "\n"
 
 
 def _table(summary: pd.DataFrame) -> str:
@@ -210,7 +168,7 @@ def _table(summary: pd.DataFrame) -> str:
     for arm in dict.fromkeys(summary["arm"]):
         cells = []
         for c in cols:
-            v = _get(summary, arm, c)
+            v = lookup(summary, arm, c)
             cells.append(f"{v:.2f}" if v < 10 else f"{v:.1f}")
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

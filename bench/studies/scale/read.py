@@ -1,4 +1,4 @@
-"""scale, the numbers: the per-(size, seed) table -> summary with CIs over seeds -> plot,
+"""scale, the reading half: the per-(size, seed) table -> summary with CIs over seeds -> plot,
 verdicts and report.md. Reads saved tables only (no model, no index), so `make report` can use it."""
 
 from __future__ import annotations
@@ -127,11 +127,28 @@ def fmt_table(summary: pd.DataFrame, s) -> str:
     return "\n".join(lines)
 
 
-def report(summary: pd.DataFrame, s, quick: bool, seconds: float, cached: tuple,
+def report_md(folder: Path, run) -> str:
+    """report.md from the saved tables, the run's config and settings, and what the run recorded
+    (its timings; how many world embeddings came from the cache: run.extra, or the manifest)."""
+    folder = Path(folder)
+    summary, table = pd.read_csv(folder / "summary.csv"), pd.read_csv(folder / "scale.csv")
+    n_items = table.groupby("seed")["queries"].first().tolist()
+    cached = run.extra.get("embeddings_cached") or read_manifest(folder).get("embeddings_cached")
+    return report(summary, run.cfg, run.settings, run.quick, run.timings.get("total", math.nan),
+                  cached, n_items)
+
+
+def _cache_text(cached) -> str:
+    if not cached:   # results saved before the count was recorded in manifest.json
+        return "how many came from the cache in that run was not recorded"
+    return f"{cached[0]} of {cached[1]} world embeddings came from the cache this run"
+
+
+def report(summary: pd.DataFrame, cfg, s, quick: bool, seconds: float, cached,
            n_items: list[int]) -> str:
     return f"""# Scale: RAG over a growing knowledge base
 
-**Claim tested:** {s.claim.strip() or 'RAG scales to very large knowledge bases.'}
+**Claim tested:** {cfg.claim.strip() or 'RAG scales to very large knowledge bases.'}
 
 ## Setup
 
@@ -140,19 +157,19 @@ def report(summary: pd.DataFrame, s, quick: bool, seconds: float, cached: tuple,
   ({s.base_entities} entities) plus distractor passages from other generated worlds
   ({s.distractor_entities} entities each, same name partition, passages about any asked entity
   dropped), appended in a fixed order: every larger corpus is a superset of every smaller one.
-- Seeds {list(s.seeds)}: each seed is a fresh base world with its own sample of
+- Seeds {list(cfg.seeds)}: each seed is a fresh base world with its own sample of
   {min(n_items)}-{max(n_items)} answerable test questions; every (size, seed) cell builds its
   own index and asks the same questions at every size. CIs are 95% t-intervals over seeds.
 - Retriever: `{s.embedder}` on CPU, chroma HNSW `{json.dumps(HNSW)}`, top-{s.k}.
 - Timings (all measured on this machine, hardware in manifest.json): `embed s` = embedding the
   corpus passages, measured when each world's embeddings were computed and cached by content
-  hash ({cached[0]} of {cached[1]} world embeddings came from the cache this run); `index s` = chroma add (HNSW build +
+  hash ({_cache_text(cached)}); `index s` = chroma add (HNSW build +
   sqlite) from those embeddings; `disk MB` = the collection's folder; per-query latencies at
   batch size 1 with {s.query_threads} torch thread(s), after one untimed warm-up pass over the
   questions (p50/p95 over the questions; the first query on a fresh index is reported apart in scale.csv as `cold_query_ms`), and
   `batched` = one batch of all questions, per query. The machine's load average before and
   after the run is in manifest.json: other processes share its cores and inflate latencies.
-- RAG answer quality: the first {s.rag_items} questions answered by `{s.rag_model}` from the top
+- RAG answer quality: the first {s.rag_items} questions answered by `{cfg.model.name}` from the top
   {s.k_rag} chunk(s), exact match.
 - Run time: {seconds:.0f} s.
 
@@ -177,22 +194,27 @@ def report(summary: pd.DataFrame, s, quick: bool, seconds: float, cached: tuple,
 """
 
 
-def _settings(results_dir: Path) -> SimpleNamespace | None:
+def saved_settings(results_dir: Path) -> SimpleNamespace | None:
+    """The study settings a results folder was measured with, from its manifest: the `study`
+    part of the config (or the whole config, in manifests written before the study driver)."""
     config = read_manifest(results_dir).get("config")
-    return SimpleNamespace(**config) if config else None
+    if not config:
+        return None
+    return SimpleNamespace(**(config["study"] if "experiment" in config else config))
 
 
-def claims(results_dir: Path) -> list[Claim]:
+def claims(results_dir: Path, s=None) -> list[Claim]:
+    """Both verdicts from summary.csv; `s` (sizes, k, the rule's limits) defaults to the saved ones."""
     results_dir = Path(results_dir)
-    s = _settings(results_dir)
+    s = s or saved_settings(results_dir)
     if s is None or not results_present(results_dir, "summary.csv"):
         return [not_run("scale", SCALE_TEXT, "scale"), not_run("scale.quoted", QUOTED_TEXT, "scale")]
     return verdicts(pd.read_csv(results_dir / "summary.csv"), s)
 
 
-def redraw(results_dir: Path) -> list[Path]:
+def redraw(results_dir: Path, s=None) -> list[Path]:
     results_dir = Path(results_dir)
-    s = _settings(results_dir)
+    s = s or saved_settings(results_dir)
     if s is None or not results_present(results_dir, "summary.csv"):
         return []
     return [plot(pd.read_csv(results_dir / "summary.csv"), results_dir / "scale.png", s.k)]

@@ -1,179 +1,69 @@
-"""hallucination: answerable and unanswerable questions through every arm, and the Gekhman sweep.
+"""hallucination, the reading half: the per-(arm, seed) rates and the Gekhman sweep's -> summary,
+claims, plots and report.md. Saved tables only; no model code.
 
-Claims tested: "RAG grounds facts, fine-tuning hallucinates outside its training data", and
-Gekhman et al. 2024: fine-tuning longer on facts the model could not know raises hallucination.
-
-Every arm answers all test questions of the world (held-out answerable facts, questions about
-people who are not in the world, questions about attributes a person does not have) and the
-train-split questions (the facts LoRA was fine-tuned on as QA). Per (arm, seed) cell:
-
-- hallucination rate: the answer asserts something (does not abstain) and is not the gold one;
-  on all test questions, on the answerable and on the unanswerable ones, and on trained facts;
-- abstention rate on unanswerable questions (wanted) and on answerable ones (over-refusal);
-- faithfulness (share of answer tokens found in the retrieved text) and citation accuracy (the
-  top-1 retrieved chunk contains a sentence stating the gold fact), for retrieving arms only:
-  without retrieval both are not applicable (NaN with a reason), never 0.
-
-The Gekhman sweep trains the `lora` arm for each of `gekhman_steps` (same data and settings
-otherwise; the arm's own step count is the accuracy experiment's adapter, reused) and measures
-hallucination on held-out answerable facts and on unanswerable questions after each.
-Means over seeds with 95% t-intervals; `claims()` and `redraw()` read only the saved CSVs.
+Verdicts: grounding is supported when the 95% CI over seeds of the seed-paired lora - rag
+hallucination rate on the test split lies above 0; the Gekhman claim when the CI of (longest -
+shortest training) on held-out answerable facts lies above +GEKHMAN_MIN_EFFECT.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import time
-from collections import Counter
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from bench.config import CACHE_DIR, ConfigError
-from bench.metrics.scores import Metric
 from bench.report import plots
 from bench.report.claims import (NOT_RUN, Claim, fmt_ci, interval_verdict, markdown_rows, not_run,
                                  results_present)
 from bench.report.tables import arm_of_kind, paired, summarize_long
 from bench.report.tables import ci_of as _ci
-from bench.studies.common import load_study, write_csv, write_text
-from bench.studies.shrink import shrink, with_lora_steps
 
 EXPERIMENT = "hallucination"
 GROUNDING_TEXT = "RAG grounds facts; fine-tuning hallucinates outside its training data"
 GEKHMAN_TEXT = ("Training longer on facts the model could not know raises hallucination "
                 "(Gekhman et al. 2024)")
-SEEDS_CSV, GEKHMAN_CSV = "seeds.csv", "gekhman_seeds.csv"
-UNANSWERABLE_KINDS = ("unknown_entity", "missing_attribute")
+SEEDS_CSV, GEKHMAN_CSV, CELLS_CSV = "seeds.csv", "gekhman_seeds.csv", "cells.csv"
 # differences of the held-out hallucination rate smaller than this (a share) count as no change:
 # with two seeds a t-interval can be spuriously narrow around a sub-point difference
 GEKHMAN_MIN_EFFECT = 0.01
-
-
-@dataclass(frozen=True)
-class Settings:
-    gekhman_arm: str = "lora"                       # the arm (kind lora) whose steps are swept
-    gekhman_steps: tuple[int, ...] = (100, 300, 400)
-    gekhman_seeds: tuple[int, ...] = (0, 1)
-    # overrides of the experiment sections (None = as in the YAML; used by `quick:`)
-    entities: int | None = None
-    lora_steps: int | None = None
-    seeds: tuple[int, ...] | None = None
-    max_items: int | None = None
-
-    def validate(self, where: str) -> None:
-        steps = list(self.gekhman_steps)
-        if len(steps) < 2 or min(steps) < 1 or steps != sorted(set(steps)):
-            raise ConfigError(f"{where}.gekhman_steps: expected at least two increasing step counts >= 1, "
-                              f"got {steps}")
-        if not self.gekhman_seeds or len(set(self.gekhman_seeds)) != len(self.gekhman_seeds):
-            raise ConfigError(f"{where}.gekhman_seeds: expected distinct seeds, got {list(self.gekhman_seeds)}")
-        for key in ("entities", "lora_steps", "max_items"):
-            if getattr(self, key) is not None and getattr(self, key) < 1:
-                raise ConfigError(f"{where}.{key}: expected >= 1, got {getattr(self, key)}")
-
-
-# -- citation accuracy: a pure metric with its needs declared ---------------------------------
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def citation_na_reason(retrieved_ids, gold_ids) -> str:
-    """Why citation accuracy is undefined for this item ("" when it is defined)."""
-    if _missing(retrieved_ids):
-        return "arm does not retrieve"
-    if _missing(gold_ids) or len(gold_ids) == 0:
-        return "unanswerable: no gold fact to cite"
-    return ""
-
-
-def citation_accuracy(retrieved_ids, gold_ids) -> float:
-    """1.0 if the top-1 retrieved chunk's passage ids include a gold passage (a sentence stating
-    the fact), 0.0 if not (or if nothing was retrieved), NaN when not applicable."""
-    if citation_na_reason(retrieved_ids, gold_ids):
-        return math.nan
-    if len(retrieved_ids) == 0:
-        return 0.0
-    return float(bool(set(retrieved_ids[0]) & set(gold_ids)))
-
-
-CITATION = Metric("citation_accuracy", citation_accuracy, ("retrieved_ids", "gold_ids"),
-                  "1 if the top retrieved chunk contains a gold passage; NaN without retrieval or gold")
-
-
-# -- per (arm, seed) rates ---------------------------------------------------------------------
-
-# name -> (item subset, per-item column, what it means)
-RATES: dict[str, tuple[str, str, str]] = {
-    "hallucination_rate": ("test", "hallucinated", "all test questions"),
-    "hallucination_answerable": ("answerable", "hallucinated", "held-out answerable facts"),
-    "hallucination_unanswerable": ("unanswerable", "hallucinated", "unanswerable questions"),
-    "hallucination_unknown_entity": ("unknown_entity", "hallucinated", "questions about unknown people"),
-    "hallucination_missing_attribute": ("missing_attribute", "hallucinated", "questions about missing attributes"),
-    "hallucination_trained": ("trained", "hallucinated", "train-split facts (LoRA's QA training data)"),
-    "abstention_unanswerable": ("unanswerable", "abstained", "unanswerable questions"),
-    "abstention_answerable": ("answerable", "abstained", "held-out answerable facts"),
-    "exact_match_answerable": ("answerable", "exact_match", "held-out answerable facts"),
-    "exact_match_trained": ("trained", "exact_match", "train-split facts"),
-    "faithfulness": ("test", "faithfulness", "all test questions the arm answered"),
-    "citation_accuracy": ("answerable", "citation_accuracy", "held-out answerable facts"),
-}
-NA_REASON_COLUMN = {"faithfulness": "faithfulness_na", "citation_accuracy": "citation_na"}
-GEKHMAN_METRICS = ["hallucination_answerable", "hallucination_unanswerable", "abstention_unanswerable",
-                   "hallucination_trained", "exact_match_trained", "exact_match_answerable"]
-
-
-def _subsets(cell: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    test = cell[cell["split"] == "test"]
-    return {"test": test,
-            "answerable": test[test["kind"] == "answerable"],
-            "unanswerable": test[test["kind"].isin(UNANSWERABLE_KINDS)],
-            "unknown_entity": test[test["kind"] == "unknown_entity"],
-            "missing_attribute": test[test["kind"] == "missing_attribute"],
-            "trained": cell[(cell["split"] == "train") & (cell["kind"] == "answerable")]}
-
-
-def add_citation(table: pd.DataFrame) -> pd.DataFrame:
-    table = table.copy()
-    table["citation_accuracy"] = [citation_accuracy(r, g) for r, g in zip(table["retrieved_ids"], table["gold_ids"])]
-    table["citation_na"] = [citation_na_reason(r, g) for r, g in zip(table["retrieved_ids"], table["gold_ids"])]
-    return table
-
-
-def seed_metrics(table: pd.DataFrame, metrics=tuple(RATES)) -> pd.DataFrame:
-    """Scored per-item table -> one row per (arm, seed, metric): value, items it averages over,
-    and na_reason (why the value is NaN, "" when it is a number)."""
-    if {"retrieved_ids", "gold_ids"} <= set(table.columns):   # recomputed: a pure function of the row
-        table = add_citation(table)
-    rows = []
-    for (arm, seed), cell in table.groupby(["arm", "seed"], sort=False):
-        kind = cell["arm_kind"].iloc[0] if "arm_kind" in cell else arm
-        subsets = _subsets(cell)
-        for name in metrics:
-            subset, column, _ = RATES[name]
-            items = subsets[subset]
-            values = items[column].astype(float)
-            defined = values.dropna()
-            reason = ""
-            if not len(items):
-                reason = f"no {subset} items evaluated"
-            elif not len(defined):
-                reasons = items[NA_REASON_COLUMN[column]] if column in NA_REASON_COLUMN else []
-                reason = Counter(reasons).most_common(1)[0][0] if len(reasons) else "undefined"
-            rows.append({"arm": arm, "arm_kind": kind, "seed": int(seed), "metric": name,
-                         "value": float(defined.mean()) if len(defined) else math.nan,
-                         "items": int(len(defined)), "na_reason": reason})
-    return pd.DataFrame(rows, columns=["arm", "arm_kind", "seed", "metric", "value", "items", "na_reason"])
 
 
 def summarize(seeds: pd.DataFrame, by: str = "arm") -> pd.DataFrame:
     """Long form (arm, metric, mean, ci_low, ci_high, n): mean over seeds, 95% t-interval,
     n = seeds with a defined value (0 and NaN mean when not applicable)."""
     return summarize_long(seeds, by)
+
+
+def sweep_label(name: str, steps: int) -> str:
+    return f"{name}@{steps}steps"
+
+
+def exact_rates(seeds: pd.DataFrame) -> pd.DataFrame:
+    """The per-seed rates as the measuring half computed them: a rate of 0/1 item scores is
+    k/items exactly, which restores it from a table saved with 6 significant digits (the runs
+    before the study driver saved seeds.csv so); faithfulness (a share per item) is kept as read."""
+    rate = (seeds["metric"] != "faithfulness") & (seeds["items"] > 0)
+    exact = (seeds["value"] * seeds["items"]).round() / seeds["items"]
+    return seeds.assign(value=seeds["value"].where(~rate, exact))
+
+
+def read_rates(path: Path) -> pd.DataFrame:
+    return exact_rates(pd.read_csv(path))
+
+
+def summary_table(seeds: pd.DataFrame, g: pd.DataFrame, swept: str) -> pd.DataFrame:
+    """summary.csv: every arm's rates, then the sweep's as arms `<swept>@<steps>steps`."""
+    return pd.concat([summarize(seeds), summarize(g.assign(arm=g["steps"].map(lambda st: sweep_label(swept, st))))],
+                     ignore_index=True)
+
+
+def derived_tables(results_dir: Path, swept: str) -> dict[str, pd.DataFrame]:
+    """summary.csv, from the saved per-seed rates of the arms and of the sweep of arm `swept`."""
+    results_dir = Path(results_dir)
+    return {"summary.csv": summary_table(read_rates(results_dir / SEEDS_CSV), read_rates(results_dir / GEKHMAN_CSV),
+                                         swept)}
 
 
 # -- claims and plots from saved tables --------------------------------------------------------
@@ -295,81 +185,6 @@ def plot_gekhman(g: pd.DataFrame, path: Path) -> Path:
     return plots._save(fig, path)
 
 
-# -- the run -----------------------------------------------------------------------------------
-
-def gekhman_arm(cfg, s: Settings, source) -> object:
-    hit = [a for a in cfg.arms if a.name == s.gekhman_arm]
-    if not hit or hit[0].arm != "lora":
-        raise ConfigError(f"{source}: study.gekhman_arm: '{s.gekhman_arm}' is not an arm of kind lora "
-                          f"in arms {[a.name for a in cfg.arms]}")
-    return hit[0]
-
-
-def sweep_plan(cfg, s: Settings, arm):
-    """(config of the sweep cells still to run, steps reused from the main run's arm)."""
-    base = arm.settings.lora.steps
-    reuse = base in s.gekhman_steps and set(s.gekhman_seeds) <= set(cfg.seeds)
-    arms = tuple(with_lora_steps(arm, st, sweep_label(arm.name, st)) for st in s.gekhman_steps
-                 if not (reuse and st == base))
-    return dataclasses.replace(cfg, arms=arms, seeds=tuple(s.gekhman_seeds)), base if reuse else None
-
-
-def sweep_label(name: str, steps: int) -> str:
-    return f"{name}@{steps}steps"
-
-
-def run(config: Path, out: Path, quick: bool = False, progress: bool = True,
-        cache_dir: Path = CACHE_DIR) -> Path:
-    from bench.report.manifest import write_manifest
-    from bench.runner import run_experiment
-
-    start = time.perf_counter()
-    cfg, s = load_study(config, Settings, quick)
-    cfg = shrink(cfg, entities=s.entities, lora_steps=s.lora_steps, seeds=s.seeds, max_items=s.max_items)
-    arm = gekhman_arm(cfg, s, config)
-    sweep_cfg, reused = sweep_plan(cfg, s, arm)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-
-    table, cells = run_experiment(cfg, out, cache_dir, progress=progress)
-    t_main = time.perf_counter() - start
-    cells = cells.assign(steps=lambda d: [
-        a.settings.lora.steps if hasattr(a.settings, "lora") else None for a in cfg.arms for _ in cfg.seeds])
-    parts, sweep_cells = [], pd.DataFrame()
-    if sweep_cfg.arms:
-        sweep_table, sweep_cells = run_experiment(sweep_cfg, out, cache_dir, progress=progress)
-        parts.append(sweep_table)
-        sweep_cells = sweep_cells.assign(steps=lambda d: [
-            a.settings.lora.steps for a in sweep_cfg.arms for _ in sweep_cfg.seeds])
-    if reused is not None:
-        parts.append(table[(table["arm"] == arm.name) & table["seed"].isin(s.gekhman_seeds)]
-                     .assign(arm=sweep_label(arm.name, reused)))
-    sweep = pd.concat(parts, ignore_index=True)
-    steps_of = {sweep_label(arm.name, st): st for st in s.gekhman_steps}
-
-    seeds = seed_metrics(table)
-    g = seed_metrics(sweep, GEKHMAN_METRICS)
-    g.insert(0, "steps", g["arm"].map(steps_of))
-    g = g.drop(columns=["arm", "arm_kind"]).sort_values(["steps", "seed"], kind="stable")
-    summary = pd.concat([summarize(seeds),
-                         summarize(g.assign(arm=g["steps"].map(lambda st: sweep_label(arm.name, st))))],
-                        ignore_index=True)
-    write_csv(seeds, out / SEEDS_CSV)
-    write_csv(g, out / GEKHMAN_CSV)
-    write_csv(summary, out / "summary.csv")
-    all_cells = pd.concat([cells, sweep_cells], ignore_index=True)
-    write_csv(all_cells, out / "cells.csv")
-    timings = {"total": round(time.perf_counter() - start, 1), "main_run": round(t_main, 1),
-               "gekhman_sweep": round(time.perf_counter() - start - t_main, 1)}
-    redraw(out)
-    found = claims(out)
-    report = write_text(report_md(cfg, s, quick, seeds, g, all_cells, found, timings), out / "report.md")
-    write_manifest(out / "manifest.json", cfg.name, {"experiment": cfg.to_json(), "study": asdict(s)},
-                   cfg.source, timings, {"quick": quick,
-                                         "verdicts": {c.id: c.verdict for c in found}})
-    return report
-
-
 def _cell(summary: pd.DataFrame, seeds: pd.DataFrame, arm: str, metric: str) -> str:
     m, lo, hi, _ = _ci(summary, arm, metric)
     if math.isnan(m):
@@ -404,7 +219,7 @@ TABLE_COLUMNS = [("hallucination_rate", "halluc. all test"), ("hallucination_ans
                  ("citation_accuracy", "citation acc.")]
 
 
-def report_md(cfg, s: Settings, quick: bool, seeds: pd.DataFrame, g: pd.DataFrame, cells: pd.DataFrame,
+def report_md(cfg, s, quick: bool, seeds: pd.DataFrame, g: pd.DataFrame, cells: pd.DataFrame,
               found: list[Claim], timings: dict) -> str:
     summary = summarize(seeds)
     arms = list(dict.fromkeys(seeds["arm"]))
@@ -464,3 +279,9 @@ def report_md(cfg, s: Settings, quick: bool, seeds: pd.DataFrame, g: pd.DataFram
           "- Tables: `seeds.csv` (arm, seed, metric, value, items, na_reason), `gekhman_seeds.csv`, "
           "`summary.csv` (long form; sweep rows as `lora@<steps>steps`), `cells.csv` (per-cell prepare stats)."]
     return "\n".join(md) + "\n"
+
+
+def report(folder: Path, cfg, s, quick: bool, timings: dict) -> str:
+    """report.md from the saved tables, the run's config and the manifest's timings."""
+    return report_md(cfg, s, quick, read_rates(folder / SEEDS_CSV), read_rates(folder / GEKHMAN_CSV),
+                     pd.read_csv(folder / CELLS_CSV), claims(folder), timings)

@@ -1,33 +1,13 @@
-"""consistency: the same question in several wordings, greedy and sampled; do the answers agree?
-
-Claim tested: fine-tuning gives consistent output while RAG varies with retrieval. Every sampled
-question (held-out `test` facts: the headline; `train` facts, which the adapter saw as QA in
-every wording: the fine-tuning's home ground) is asked in each of its paraphrases (the world
-writes three wordings per question; each becomes its own item sharing the question's gold
-answer, kind and popularity, `data.paraphrases_as_items`), by every arm, greedily and at each
-sampling temperature (`model.temperature`, sampling seeded by the run seed so the table is
-reproducible). Per (arm, seed, temperature, split) cell and question ("group"):
-
-- agree_all: all paraphrases give the same normalised answer (SQuAD normalisation);
-- pairwise_agree: the share of paraphrase pairs that give the same normalised answer;
-- all_correct: every paraphrase is answered correctly (consistent *and* right);
-- agree_given_any_correct: agree_all among the questions at least one wording got right;
-- top_chunk_differs (retrieving arms): the top retrieved chunk is not the same passage for all
-  wordings; gold_hit_differs: the top chunk states the gold fact for some wordings only;
-  agree_same_top / agree_diff_top: agree_all among questions whose top chunk is / is not the
-  same for all wordings (retrieval variance is the mechanism the claim names).
-
-Cell values are averaged over questions, then means over seeds with 95% t-intervals; score
-variance is reported as the SD of exact match across seeds (chi-square CI) and across
-temperatures (per seed, then a t-interval). `claims()` and `redraw()` read only the saved CSVs.
+"""consistency, the reading half: per-(arm, seed, temperature, split) cells -> summary (means
+over seeds with 95% t-intervals; the SD of exact match across seeds with a chi-square interval
+and across temperatures per seed, then a t-interval), claims, the plot and report.md. Saved
+tables only; no model code.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import time
-from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -35,14 +15,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.config import CACHE_DIR, ConfigError
-from bench.metrics.text import normalize_answer
 from bench.report.claims import INCONCLUSIVE, Claim, fmt_ci, interval_verdict, markdown_rows, not_run, results_present
-from bench.report.manifest import write_manifest
 from bench.report.plots import _save
 from bench.report.tables import arm_of_kind, mean_ci, paired, seed_ci
-from bench.studies.common import load_study, with_changes, write_csv, write_text
-from bench.studies.shrink import shrink
 
 
 EXPERIMENT = "consistency"
@@ -57,91 +32,9 @@ GROUP_METRICS = ("agree_all", "pairwise_agree", "all_correct", "agree_given_any_
 RETRIEVAL_ONLY = ("top_chunk_differs", "gold_hit_differs", "agree_same_top", "agree_diff_top")
 
 
-@dataclass(frozen=True)
-class Settings:
-    temperatures: tuple[float, ...] = (0.0, 1.0)        # 0 = greedy
-    # overrides of the experiment sections (None = as in the YAML; used by `quick:`)
-    entities: int | None = None
-    lora_steps: int | None = None
-    seeds: tuple[int, ...] | None = None
-    max_items: int | None = None
-
-    def validate(self, where: str) -> None:
-        t = list(self.temperatures)
-        if not t or any(x < 0 or x > 5 for x in t) or len(set(t)) != len(t):
-            raise ConfigError(f"{where}.temperatures: expected distinct values 0 (greedy) <= T <= 5, got {t}")
-        for key in ("entities", "lora_steps", "max_items"):
-            if getattr(self, key) is not None and getattr(self, key) < 1:
-                raise ConfigError(f"{where}.{key}: expected >= 1, got {getattr(self, key)}")
-
-
-# -- arithmetic (pure, on tables) -------------------------------------------------------------
+# -- the summary ------------------------------------------------------------------------------
 CELL_KEYS = ["arm", "arm_kind", "seed", "temperature", "split"]
 SPLITS = {"test": "held-out facts (test split)", "train": "facts in the fine-tuning data (train split)"}
-
-
-def pairwise_agreement(answers) -> float:
-    """Share of unordered pairs of answers that are equal (1.0 for a single answer)."""
-    n = len(answers)
-    if n < 2:
-        return 1.0
-    counts = pd.Series(list(answers)).value_counts()
-    return float((counts * (counts - 1) / 2).sum() / (n * (n - 1) / 2))
-
-
-def _top_chunk(retrieved_ids) -> tuple | None:
-    if retrieved_ids is None or (isinstance(retrieved_ids, float) and math.isnan(retrieved_ids)):
-        return None
-    return tuple(retrieved_ids[0]) if len(retrieved_ids) else ()
-
-
-def group_table(items: pd.DataFrame) -> pd.DataFrame:
-    """Per-paraphrase rows (arm, arm_kind, seed, temperature, split, group, kind, prediction,
-    exact_match, abstained, retrieved_ids, gold_ids) -> one row per question and cell.
-    A table without `split` is taken as all 'test'."""
-    if "split" not in items:
-        items = items.assign(split="test")
-    keys = [*CELL_KEYS, "group"]
-    rows = []
-    for key, g in items.groupby(keys, sort=False):
-        norm = [normalize_answer(p) for p in g["prediction"]]
-        em = g["exact_match"].astype(float)
-        row = dict(zip(keys, key), kind=g["kind"].iloc[0], n_paraphrases=len(g),
-                   agree_all=float(len(set(norm)) == 1), pairwise_agree=pairwise_agreement(norm),
-                   all_correct=float(em.min() == 1.0), any_correct=float(em.max() == 1.0),
-                   exact_match=float(em.mean()), abstained=float(g["abstained"].astype(float).mean()))
-        tops = [_top_chunk(r) for r in g["retrieved_ids"]] if "retrieved_ids" in g else [None]
-        if any(t is None for t in tops):
-            row.update(top_chunk_differs=math.nan, gold_hit_differs=math.nan)
-        else:
-            hits = {bool(set(t) & set(gold)) for t, gold in zip(tops, g["gold_ids"])}
-            row.update(top_chunk_differs=float(len(set(tops)) > 1), gold_hit_differs=float(len(hits) > 1))
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _mean_where(values: pd.Series, mask: pd.Series) -> float:
-    return float(values[mask].mean()) if mask.any() else math.nan
-
-
-def cell_table(groups: pd.DataFrame) -> pd.DataFrame:
-    """One row per (arm, seed, temperature, split): the question-level metrics averaged."""
-    rows = []
-    for key, g in groups.groupby(CELL_KEYS, sort=False):
-        differs = g["top_chunk_differs"]
-        retrieves = differs.notna().all()
-        rows.append({
-            **dict(zip(CELL_KEYS, key)), "n_groups": len(g),
-            "agree_all": g["agree_all"].mean(), "pairwise_agree": g["pairwise_agree"].mean(),
-            "all_correct": g["all_correct"].mean(),
-            "agree_given_any_correct": _mean_where(g["agree_all"], g["any_correct"] == 1),
-            "exact_match": g["exact_match"].mean(), "abstained": g["abstained"].mean(),
-            "top_chunk_differs": differs.mean() if retrieves else math.nan,
-            "gold_hit_differs": g["gold_hit_differs"].mean() if retrieves else math.nan,
-            "agree_same_top": _mean_where(g["agree_all"], differs == 0) if retrieves else math.nan,
-            "agree_diff_top": _mean_where(g["agree_all"], differs == 1) if retrieves else math.nan,
-        })
-    return pd.DataFrame(rows)
 
 
 def t_label(t: float) -> str:
@@ -168,6 +61,27 @@ def sd_ci(values, confidence: float = 0.95) -> tuple[float, float, float, int]:
     lo = s * math.sqrt((n - 1) / stats.chi2.ppf((1 + confidence) / 2, n - 1))
     hi = s * math.sqrt((n - 1) / stats.chi2.ppf((1 - confidence) / 2, n - 1))
     return s, lo, hi, n
+
+
+def exact_cells(cells: pd.DataFrame) -> pd.DataFrame:
+    """The cells as the measuring half computed them, from a cells.csv saved with 6 significant
+    digits (the runs before the study driver saved it so): every cell value is a share with a
+    denominator of at most 3 x n_groups (questions, paraphrase pairs or items of three wordings),
+    and exactly one such fraction rounds to the saved digits. Values saved in full are kept."""
+    def exact(value, n_groups):
+        saved = f"{value:.6g}"
+        if math.isnan(value) or float(saved) != value:
+            return value
+        share = float(Fraction(value).limit_denominator(3 * int(n_groups)))
+        return share if f"{share:.6g}" == saved else value
+
+    return cells.assign(**{m: [exact(v, n) for v, n in zip(cells[m].astype(float), cells["n_groups"])]
+                           for m in GROUP_METRICS if m in cells})
+
+
+def derived_tables(results_dir: Path) -> dict[str, pd.DataFrame]:
+    """summary.csv, from the saved cells."""
+    return {SUMMARY_CSV: summarize(exact_cells(pd.read_csv(Path(results_dir) / CELLS_CSV)))}
 
 
 def summarize(cells: pd.DataFrame) -> pd.DataFrame:
@@ -314,7 +228,7 @@ def redraw(results_dir: Path) -> list[Path]:
     return [_save(fig, results_dir / PLOT)]
 
 
-# -- the run ----------------------------------------------------------------------------------
+# -- report.md --------------------------------------------------------------------------------
 def _table_md(summary: pd.DataFrame, split: str, temps) -> str:
     g = min(temps)
     cols = [(metric_name(split, "agree_all", g), "all agree"),
@@ -336,7 +250,8 @@ def _table_md(summary: pd.DataFrame, split: str, temps) -> str:
     return "\n".join(lines)
 
 
-def report(results_dir: Path, cfg, s: Settings, timings: dict) -> Path:
+def report(results_dir: Path, cfg, timings: dict) -> str:
+    """report.md from the saved tables, the run's config and the manifest's timings."""
     results_dir = Path(results_dir)
     summary = pd.read_csv(results_dir / SUMMARY_CSV)
     cells = pd.read_csv(results_dir / CELLS_CSV)
@@ -359,37 +274,4 @@ def report(results_dir: Path, cfg, s: Settings, timings: dict) -> Path:
            "not the same for every wording.", "",
            "## Verdicts", "", markdown_rows(claims(results_dir)), "",
            f"Run time {timings.get('total', float('nan')):.0f} s."]
-    return write_text("\n".join(md) + "\n", results_dir / "report.md")
-
-
-def items_table(table: pd.DataFrame, temperature: float) -> pd.DataFrame:
-    meta = table["meta"].map(json.loads)
-    out = table.assign(temperature=float(temperature), group=meta.map(lambda m: m["group"]),
-                       paraphrase=meta.map(lambda m: m["paraphrase"]))
-    return out
-
-
-def run(config: Path, out: Path, quick: bool = False, progress: bool = True,
-        cache_dir: Path = CACHE_DIR) -> Path:
-    cfg, s = load_study(config, Settings, quick)
-    cfg = shrink(cfg, entities=s.entities, lora_steps=s.lora_steps, seeds=s.seeds, max_items=s.max_items)
-    cfg = with_changes(cfg, paraphrases_as_items=True)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    from bench.runner import run_experiment
-
-    start, timings, parts = time.perf_counter(), {}, []
-    for t in sorted(s.temperatures):
-        t0 = time.perf_counter()
-        table, _ = run_experiment(with_changes(cfg, temperature=float(t)), out / "runs", cache_dir, progress=progress)
-        parts.append(items_table(table, t))
-        timings[t_label(t)] = round(time.perf_counter() - t0, 1)
-    items = pd.concat(parts, ignore_index=True)
-    cells = cell_table(group_table(items))
-    write_csv(cells, out / CELLS_CSV)
-    write_csv(summarize(cells), out / SUMMARY_CSV)
-    redraw(out)
-    timings["total"] = round(time.perf_counter() - start, 1)
-    write_manifest(out / "manifest.json", cfg.name, {"experiment": cfg.to_json(), "study": asdict(s)},
-                   cfg.source, timings)
-    return report(out, cfg, s, timings)
+    return "\n".join(md) + "\n"

@@ -1,51 +1,20 @@
-"""format: answers required as JSON of a given schema; format asked for in the prompt only vs
-taught by fine-tuning.
-
-Claim tested: fine-tuning gives format-adherent output. The schema (a JSON-schema subset, see
-bench/metrics/json_schema.py) and the key that carries the answer are defined in the YAML's
-`study:` section. Two ways to get the format:
-
-- prompt only: an instruction and a one-shot example in the prompt (a custom `template:`), for
-  closed_book, rag and the plain lora/hybrid adapters of the accuracy experiment;
-- taught by fine-tuning: LoRA (and hybrid, sharing the adapter) trained on the same data as
-  the accuracy adapters, but with every QA target written as the JSON object
-  (`training: {answer_format: json}`); asked with the default prompt, no instruction.
-
-Per item: valid_json (the whole output parses as one JSON value), schema_valid (it conforms to
-the schema), value_em (exact match of the value under the answer key; 0 when not conforming)
-and em_plain (exact match of the raw output as a plain answer: the knowledge without the
-format). Held-out (test) questions are the comparison; train questions (facts the adapters saw
-as QA targets) show whether the taught adapter can write a fact it was trained on inside the
-JSON. Cell means per (arm, split, seed), then means over seeds with 95% t-intervals.
-`claims()` and `redraw()` read only the saved CSVs.
-
-A finding of the pocket model, not of the method: byte-level BPE tokenises a word after `"`
-differently from the same word after a space, and the pocket model only ever saw answers
-after a space, so a JSON string value asks it for token sequences it has (almost) never
-produced.
+"""format, the reading half: per-(arm, split, seed) cells -> summary (means over seeds with 95%
+t-intervals), the claim, the plot and report.md, with the failure reasons and sample outputs the
+measuring half kept. Saved tables only; no model code.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bench.config import CACHE_DIR, ConfigError, ExperimentConfig
-from bench.metrics.json_schema import SchemaError, assess, check_schema
-from bench.metrics.scores import exact_match
 from bench.report.claims import INCONCLUSIVE, Claim, fmt_ci, interval_verdict, markdown_rows, not_run, results_present
-from bench.report.manifest import write_manifest
 from bench.report.plots import _save
 from bench.report.tables import mean_ci, paired, seed_ci, summarize_wide
-from bench.studies.common import load_study, write_csv, write_text
-from bench.studies.shrink import shrink
 
 
 EXPERIMENT = "format"
@@ -53,93 +22,25 @@ CLAIM_TEXT = "Fine-tuning gives format-adherent output"
 CELLS_CSV, SUMMARY_CSV, REASONS_CSV, EXAMPLES_CSV, PLOT = (
     "cells.csv", "summary.csv", "reasons.csv", "examples.csv", "format.png")
 METRICS = ("valid_json", "schema_valid", "value_em", "em_plain")
-DEFAULT_SCHEMA = {"type": "object", "required": ["answer"],
-                  "properties": {"answer": {"type": "string"}}, "additionalProperties": False}
-
-
-@dataclass(frozen=True)
-class Settings:
-    schema: dict = field(default_factory=lambda: dict(DEFAULT_SCHEMA))
-    value_key: str = "answer"           # the schema key that carries the answer
-    examples_per_arm: int = 2           # sample outputs shown in the report, per split
-    # overrides of the experiment sections (None = as in the YAML; used by `quick:`)
-    entities: int | None = None
-    lora_steps: int | None = None
-    seeds: tuple[int, ...] | None = None
-    max_items: int | None = None
-
-    def validate(self, where: str) -> None:
-        try:
-            check_schema(self.schema, f"{where}.schema")
-        except SchemaError as e:
-            raise ConfigError(str(e)) from None
-        if self.schema["type"] != "object" or self.value_key not in self.schema.get("required", []):
-            raise ConfigError(f"{where}.value_key: '{self.value_key}' must be a required key of the "
-                              f"schema (an object)")
-        if self.schema.get("properties", {}).get(self.value_key, {}).get("type") != "string":
-            raise ConfigError(f"{where}.schema.properties.{self.value_key}.type: the answer key "
-                              f"must be declared as type: string")
-        for key in ("entities", "lora_steps", "max_items"):
-            if getattr(self, key) is not None and getattr(self, key) < 1:
-                raise ConfigError(f"{where}.{key}: expected >= 1, got {getattr(self, key)}")
-
-
-def format_source(arm) -> str:
-    """'fine-tuning' when the adapter is trained on JSON targets, 'prompt' when a custom
-    template asks for it, 'none' otherwise."""
-    training = getattr(arm.settings, "training", None)
-    if training is not None and training.answer_format != "plain":
-        return "fine-tuning"
-    return "prompt" if arm.settings.template != "default" else "none"
-
-
-def check_arms(cfg: ExperimentConfig, s: Settings) -> None:
-    """Before any model loads: taught arms must write the schema's answer key."""
-    for i, arm in enumerate(cfg.arms):
-        training = getattr(arm.settings, "training", None)
-        if training is not None and training.answer_format == "json" and training.json_key != s.value_key:
-            raise ConfigError(f"{cfg.source}: arms[{i}].training.json_key: '{training.json_key}' "
-                              f"differs from study.value_key '{s.value_key}'")
-
-
-# -- arithmetic (pure, on tables) -------------------------------------------------------------
-_JSON_DETAIL = re.compile(r": line \d+ column \d+ \(char \d+\)$")
-
-
-def reason_class(reason: str) -> str:
-    """A failure reason without its position detail, to count failures by kind."""
-    return _JSON_DETAIL.sub("", reason) if reason else "conforms"
-
-
-def score_items(items: pd.DataFrame, schema: dict, value_key: str) -> pd.DataFrame:
-    """Per-item rows (prediction, answers) -> the format columns added."""
-    rows = []
-    for pred, answers in zip(items["prediction"], items["answers"]):
-        c = assess(pred, schema, value_key)
-        value = c.value if isinstance(c.value, str) else None
-        rows.append({"valid_json": float(c.valid_json), "schema_valid": float(c.schema_valid),
-                     "value_em": exact_match(value, answers) if value is not None else 0.0,
-                     "em_plain": exact_match(pred, answers), "reason": reason_class(c.reason)})
-    return pd.concat([items.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
-
-
 CELL_KEYS = ["arm", "arm_kind", "format_source", "split", "seed"]
 SPLITS = {"test": "held-out facts (test split)", "train": "facts in the fine-tuning data (train split)"}
-
-
-def cell_table(scored: pd.DataFrame) -> pd.DataFrame:
-    """One row per (arm, split, seed): the item metrics averaged (a table without `split` is
-    taken as all 'test')."""
-    if "split" not in scored:
-        scored = scored.assign(split="test")
-    cells = scored.groupby(CELL_KEYS, sort=False)[list(METRICS)].mean().reset_index()
-    cells["n_items"] = scored.groupby(CELL_KEYS, sort=False).size().values
-    return cells
 
 
 def _splits(cells: pd.DataFrame) -> list[str]:
     present = list(dict.fromkeys(cells["split"]))
     return [s for s in SPLITS if s in present] + [s for s in present if s not in SPLITS]
+
+
+def exact_cells(cells: pd.DataFrame) -> pd.DataFrame:
+    """The cells as the measuring half computed them: each metric is a share of the cell's
+    n_items 0/1 scores, k / n_items exactly, which restores it from a cells.csv saved with 6
+    significant digits (the runs before the study driver saved it so)."""
+    return cells.assign(**{m: (cells[m] * cells["n_items"]).round() / cells["n_items"] for m in METRICS})
+
+
+def derived_tables(results_dir: Path) -> dict[str, pd.DataFrame]:
+    """summary.csv, from the saved cells."""
+    return {SUMMARY_CSV: summarize(exact_cells(pd.read_csv(Path(results_dir) / CELLS_CSV)))}
 
 
 def summarize(cells: pd.DataFrame) -> pd.DataFrame:
@@ -226,7 +127,7 @@ def redraw(results_dir: Path) -> list[Path]:
     return [_save(fig, results_dir / PLOT)]
 
 
-# -- the run ----------------------------------------------------------------------------------
+# -- report.md --------------------------------------------------------------------------------
 def _table_md(summary: pd.DataFrame, cells: pd.DataFrame, split: str) -> str:
     source = cells.drop_duplicates("arm").set_index("arm")["format_source"]
     head = ["valid JSON", "schema-valid", "value EM", "raw EM (plain)"]
@@ -251,7 +152,8 @@ def _examples_md(results_dir: Path) -> list[str]:
     return ["## Sample outputs (seed " + str(ex["seed"].min()) + ")", "", *lines, ""]
 
 
-def report(results_dir: Path, cfg, s: Settings, timings: dict) -> Path:
+def report(results_dir: Path, cfg, s, timings: dict) -> str:
+    """report.md from the saved tables, the run's config and settings and the manifest's timings."""
     results_dir = Path(results_dir)
     summary = pd.read_csv(results_dir / SUMMARY_CSV)
     cells = pd.read_csv(results_dir / CELLS_CSV)
@@ -284,50 +186,4 @@ def report(results_dir: Path, cfg, s: Settings, timings: dict) -> Path:
            + (f"; LoRA training of the adapters this config uses took {trained:.0f} s when each was "
               f"trained ({timings.get('adapters_trained_now', 0)} trained in this run, the others "
               f"came from the cache)." if trained is not None else ".")]
-    return write_text("\n".join(md) + "\n", results_dir / "report.md")
-
-
-def adapter_timings(stats: pd.DataFrame) -> dict:
-    """Training seconds of every distinct adapter the run used (as measured when it was
-    trained) and how many were trained by this run rather than loaded from the cache."""
-    if "adapter_key" not in stats:
-        return {}
-    a = stats.dropna(subset=["adapter_key"]).drop_duplicates("adapter_key")
-    fresh = stats.dropna(subset=["adapter_key"])
-    fresh = fresh[fresh["adapter_cached"] == False].drop_duplicates("adapter_key")  # noqa: E712
-    return {"adapter_training_seconds": round(float(a["train_seconds"].sum()), 1),
-            "adapters_used": int(len(a)), "adapters_trained_now": int(len(fresh))}
-
-
-def run(config: Path, out: Path, quick: bool = False, progress: bool = True,
-        cache_dir: Path = CACHE_DIR) -> Path:
-    from bench.runner import run_experiment
-
-    cfg, s = load_study(config, Settings, quick)
-    cfg = shrink(cfg, entities=s.entities, lora_steps=s.lora_steps, seeds=s.seeds, max_items=s.max_items)
-    check_arms(cfg, s)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    table, stats = run_experiment(cfg, out / "runs", cache_dir, progress=progress)
-    source = {a.name: format_source(a) for a in cfg.arms}
-    table = table.assign(format_source=table["arm"].map(source))
-    scored = score_items(table, s.schema, s.value_key)
-    cells = cell_table(scored)
-    write_csv(cells, out / CELLS_CSV)
-    write_csv(summarize(cells), out / SUMMARY_CSV)
-    reasons = (scored.groupby(["arm", "reason"], sort=False).size() / scored.groupby("arm", sort=False).size())
-    reasons = reasons.rename("share").reset_index().sort_values(["arm", "share"], ascending=[True, False])
-    reasons = reasons.groupby("arm", sort=False).head(3)
-    order = {a.name: i for i, a in enumerate(cfg.arms)}
-    write_csv(reasons.sort_values("arm", key=lambda c: c.map(order), kind="stable"), out / REASONS_CSV)
-    first = scored[scored["seed"] == scored["seed"].min()]
-    examples = first.groupby(["arm", "split"], sort=False).head(s.examples_per_arm)
-    examples = examples.assign(gold=examples["answers"].map(lambda a: a[0] if len(a) else "unknown"))
-    write_csv(examples[["arm", "split", "seed", "question", "gold", "prediction", "reason"]], out / EXAMPLES_CSV)
-    redraw(out)
-    timings = {"total": round(time.perf_counter() - start, 1),
-               **adapter_timings(stats)}
-    write_manifest(out / "manifest.json", cfg.name, {"experiment": cfg.to_json(), "study": asdict(s)},
-                   cfg.source, timings)
-    return report(out, cfg, s, timings)
+    return "\n".join(md) + "\n"

@@ -1,8 +1,10 @@
-"""Freshness study, the numbers: per-item answers -> per-(arm, seed) metrics -> summary with
-CIs over seeds -> wide table, plot, verdicts (computed here from the table, rules stated)."""
+"""freshness, the reading half: per-item answers -> per-(arm, seed) metrics -> summary with CIs
+over seeds -> wide table, plot, verdicts (computed here from the table, rules stated) and
+report.md. Saved tables only; no model code."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -13,6 +15,13 @@ from bench.report.claims import (CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED,
 from bench.report.tables import lookup, summarize_wide
 
 EXPERIMENT = "freshness"
+# the study's arms: `kind+update` -> what the update step does
+ARMS = {"closed_book": "none (the base model; the floor)",
+        "rag+upsert": "upsert changed chunks into the existing collection",
+        "lora+retrain": "fresh adapter trained from scratch on v2 (same recipe as v1)",
+        "lora+continue": "continue the v1 adapter on the changed facts only",
+        "hybrid+upsert": "upsert only; the v1 adapter is kept",
+        "hybrid+upsert+continue": "upsert, then continue the v1 adapter on the changed facts"}
 
 PHASES = ("before", "after")
 # summary.csv metrics, in order
@@ -62,6 +71,16 @@ def summarize(per_seed: pd.DataFrame) -> pd.DataFrame:
 
 def value(summary: pd.DataFrame, arm: str, metric: str, col: str = "mean") -> float:
     return lookup(summary, arm, metric, col)
+
+
+def updates(arms) -> dict[str, str]:
+    """{study arm: what its update step does}, in the study's order."""
+    return {a: ARMS[a] for a in arms}
+
+
+def arm_of(cfg, kind: str):
+    """The experiment's first arm of `kind` (its settings are that kind's in this study)."""
+    return next((a for a in cfg.arms if a.arm == kind), None)
 
 
 def wide(summary: pd.DataFrame, updates: dict[str, str]) -> pd.DataFrame:
@@ -244,3 +263,51 @@ def redraw(results_dir: Path) -> list[Path]:
     name = read_manifest(results_dir).get("experiment", EXPERIMENT)
     return [plot(pd.read_csv(results_dir / "summary.csv"), results_dir / "freshness.png",
                  f"{name}: changed-fact EM after the update vs its cost")]
+
+
+def _recipe(cfg, s) -> str:
+    """The arms' settings as the setup states them: model, retrieval, LoRA recipe."""
+    used = [arm_of(cfg, a.split("+")[0]).settings for a in s.arms]
+    retrieval = next((x.retrieval for x in used if hasattr(x, "retrieval")), None)
+    adapted = next((x for x in used if hasattr(x, "lora")), None)
+    parts = [f"Model {cfg.model.name}"]
+    if retrieval is not None:
+        parts.append(f"retrieval k = {retrieval.k}, chunk size {retrieval.chunk_size}")
+    if adapted is not None:
+        lora = adapted.lora
+        parts.append(f"LoRA r = {lora.rank}, {lora.steps} steps, batch {lora.batch_size}, lr {lora.lr}, "
+                     f"training data {dataclasses.asdict(adapted.training)} (the accuracy experiment's recipe)")
+    return "; ".join(parts) + "."
+
+
+def report_md(folder: Path, cfg, s, quick: bool, timings: dict) -> str:
+    """report.md from the saved tables, the run's config and settings and its timings."""
+    summary, cells = pd.read_csv(folder / "summary.csv"), pd.read_csv(folder / "cells.csv")
+    arms, c = updates(s.arms), s.continue_training
+    first = cells.iloc[0] if len(cells) else {}
+    setup = [
+        f"Per seed ({list(cfg.seeds)}{', --quick' if quick else ''}): world v1 = generate_world({cfg.data.world.entities} people), "
+        f"v2 = next_version(v1) changing {100 * s.changed_share:.0f}% of facts "
+        f"({int(cells['n_changes'].mean()) if len(cells) else 0} changes per seed on average; passage ids kept).",
+        f"Questions ({int(cells['n_questions'].mean()) if len(cells) else 0} per seed): every changed fact's question "
+        f"in splits {list(s.splits)}, scored against the v2 value (EM) and the v1 value (stale), plus "
+        f"{s.unchanged_per_split} unchanged facts per split.",
+        _recipe(cfg, s),
+        f"Continue: {c.steps} steps (batch {c.batch_size}, lr {c.lr}, replay {c.replay_share}) on only the v2 "
+        f"sentences that state a changed fact and the changed train-split facts' v2 questions (with paraphrases).",
+        "Update seconds: RAG = embedding + chroma upsert of the changed chunks; retrain = the fresh adapter's "
+        "training loop; continue = the continued training loop; hybrid+upsert+continue = both. Model loading "
+        "is not counted.",
+        *[f"{a}: {text}" for a, text in arms.items()]]
+    per_seed = {int(k): v for k, v in (timings.get("per_seed") or {}).items()}   # JSON keys are text
+    notes = [f"Index: one chroma collection per seed built on v1 ({first.get('index_build_seconds', 0) or 0:.1f} s "
+             f"for seed {first.get('seed', '')}); each retrieving arm upserts into it and the v1 texts are "
+             "upserted back afterwards; collection name and count stay the same (checked: "
+             f"{updated_in_place(cells)}). v2 removes no passage, so `delete` is not exercised.",
+             f"Adapters cached from an earlier run (they keep the train seconds measured then): v1 "
+             f"{int(cells['v1_adapter_cached'].fillna(False).astype(bool).sum())} of "
+             f"{int(cells['v1_adapter_cached'].notna().sum())} arm-seeds; update step "
+             f"{int(cells['update_cached'].astype(bool).sum())} of {len(cells)}.",
+             "closed_book has no update: its 'after' is its 'before'; it is the floor line in the plot.",
+             f"Timings: total {timings.get('total', math.nan):.0f} s; per seed {per_seed}."]
+    return markdown(summary, arms, claims(folder), setup, cfg.claim, notes)

@@ -1,6 +1,6 @@
-"""Freshness study, the data and the update steps: world v1 -> v2, the questions asked, the
-RAG upsert of changed chunks into the existing collection, and continued training of an
-existing LoRA adapter on the changed facts only.
+"""freshness, the data and the update steps (model code: the measuring half's): world v1 -> v2,
+the questions asked, the RAG upsert of changed chunks into the existing collection, and
+continued training of an existing LoRA adapter on the changed facts only.
 
 Every update returns the wall seconds it took, measured here (or, for a cached adapter, the
 seconds measured when it was trained, flagged `update_cached`).
@@ -21,24 +21,7 @@ from bench.data.schema import QAItem
 from bench.data.world import WorldSpec, generate_world, next_version
 from bench.io import atomic_folder
 from bench.retrieval.chunking import Chunk, chunk_passages
-
-
-@dataclass(frozen=True)
-class ContinueSettings:
-    """Continued training of the v1 adapter on the changed facts only (fresh optimizer)."""
-    steps: int = 60
-    lr: float = 0.002
-    batch_size: int = 32
-    replay_share: float = 0.3
-
-    def validate(self, where: str) -> None:
-        from bench.config import ConfigError
-
-        for key in ("steps", "batch_size"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{where}.{key}: expected >= 1, got {getattr(self, key)}")
-        if not 0 <= self.replay_share < 1:
-            raise ConfigError(f"{where}.replay_share: expected 0 <= x < 1, got {self.replay_share}")
+from bench.studies.freshness import ContinueSettings
 
 
 @dataclass(frozen=True)

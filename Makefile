@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-## test: the test suite (micro models only; about 20 s once .venv exists)
+## test: the test suite (micro models only; about 2 minutes once .venv exists)
 test: setup
 	$(PY) -m pytest -q tests
 

@@ -37,7 +37,10 @@ def main() -> int:
         if not report.exists():
             print(f"skip {name}: {report} missing", file=sys.stderr)
             return m.group(0)
-        return m.group(1) + first_table(report) + m.group(4)
+        table = first_table(report)
+        if name == "claims":   # the report's links are relative to results/, the README's to the root
+            table = re.sub(r"\]\((?!https?:|results/)", "](results/", table)
+        return m.group(1) + table + m.group(4)
 
     readme.write_text(BLOCK.sub(fill, text))
     return 0

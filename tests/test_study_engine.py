@@ -163,3 +163,14 @@ def test_a_study_runs_on_a_saved_model_by_the_model_switch(micro_pocket, tmp_pat
     report = (tmp_path / "results" / "report.md").read_text()
     assert f"## popularity ({micro_pocket[0].name})" in report
     assert f"| {micro_pocket[0].name} |" in report
+
+
+def test_the_readme_lists_every_registered_study_and_the_cli_too(capsys):
+    from bench.cli import main
+
+    readme = (ROOT / "README.md").read_text()
+    assert main(["studies"]) == 0
+    listed = capsys.readouterr().out.split()
+    for name in study_names():
+        assert f"| `{name}` |" in readme, f"README's study table lacks {name}"
+        assert name in listed

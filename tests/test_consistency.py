@@ -7,6 +7,8 @@ import math
 import pandas as pd
 import pytest
 
+from bench.metrics.study import pairwise_agreement
+
 from bench.config import ConfigError, DataConfig, WorldData, load_experiment, parse_experiment
 from bench.report.claims import CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED
 from bench.config import with_changes
@@ -127,11 +129,11 @@ def test_sampling_is_seeded_and_greedy_is_unchanged(micro_pocket, tmp_path):
 
 # -- arithmetic on hand-made tables -----------------------------------------------------------
 def test_pairwise_agreement():
-    assert cm.pairwise_agreement(["a", "a", "b"]) == pytest.approx(1 / 3)
-    assert cm.pairwise_agreement(["a", "a", "a"]) == 1.0
-    assert cm.pairwise_agreement(["a", "b", "c"]) == 0.0
-    assert cm.pairwise_agreement(["a", "a", "b", "b"]) == pytest.approx(2 / 6)
-    assert cm.pairwise_agreement(["a"]) == 1.0
+    assert pairwise_agreement(["a", "a", "b"]) == pytest.approx(1 / 3)
+    assert pairwise_agreement(["a", "a", "a"]) == 1.0
+    assert pairwise_agreement(["a", "b", "c"]) == 0.0
+    assert pairwise_agreement(["a", "a", "b", "b"]) == pytest.approx(2 / 6)
+    assert pairwise_agreement(["a"]) == 1.0
 
 
 def _rows(arm, kind, seed, group, preds, gold="Harp", tops=None, golds=("g1",), t=0.0):

@@ -36,7 +36,10 @@ def test_citation_accuracy_not_applicable_is_nan_with_a_reason():
     assert math.isnan(hm.citation_accuracy(float("nan"), ["d1-s0"]))       # a NaN cell from a table
     assert math.isnan(hm.citation_accuracy([["d1-s0"]], []))
     assert hm.citation_na_reason([["d1-s0"]], []) == "unanswerable: no gold fact to cite"
-    assert hm.CITATION.needs == ("retrieved_ids", "gold_ids")
+    from bench.metrics.scores import METRICS, metric_groups
+
+    assert METRICS["citation_accuracy"].needs == ("retrieved_ids", "gold_ids")
+    assert metric_groups()["citation"] == ["citation_accuracy"]
 
 
 def _row(arm, kind_arm, seed, split, kind, prediction, answers, retrieved=None, gold=()):

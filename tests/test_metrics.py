@@ -7,7 +7,7 @@ import pytest
 
 from bench.data.world import UNKNOWN
 from bench.metrics import scores as S
-from bench.metrics.scores import (METRICS, abstained, bleu, exact_match, faithfulness,
+from bench.metrics.scores import (METRICS, SCORED_GROUPS, abstained, bleu, exact_match, faithfulness,
                                   faithfulness_na_reason, hallucinated, references, rouge1,
                                   rouge2, rougeL, score_item, semantic_similarity, token_f1)
 
@@ -96,7 +96,7 @@ def test_faithfulness_values():
 
 def test_score_item_keys_and_values():
     out = score_item("the red harp", ["red flute"], None)
-    per_item = {n for n, m in METRICS.items() if "embedder" not in m.needs}
+    per_item = {n for n, m in METRICS.items() if "embedder" not in m.needs and m.group in SCORED_GROUPS}
     assert set(out) == per_item | {"faithfulness_na"}
     assert "semantic_similarity" not in out and "semantic_similarity" in METRICS
     assert out["token_f1"] == pytest.approx(0.5) and out["exact_match"] == 0.0
@@ -156,6 +156,10 @@ def test_metrics_declare_groups_and_the_scored_groups_are_what_score_item_return
     assert {"exact_match", "bleu", "semantic_similarity"} <= set(groups["answer"])
     assert set(groups["grounding"]) == {"abstained", "hallucinated", "faithfulness"}
     assert groups["retrieval"] == ["recall_at_k"]
+    # the study-level groups are registered too, but left out of every scored table
+    assert groups["citation"] == ["citation_accuracy"] and groups["consistency"] == ["pairwise_agreement", "agree_all"]
+    assert groups["format"] == ["valid_json", "schema_valid", "value_em"]
+    assert not {"citation", "consistency", "format"} & set(SCORED_GROUPS)
     scored = score_item("red flute", ["red flute"], ["the red flute"], [["p1"]], ["p1"])
     per_item = {n for g in SCORED_GROUPS for n in groups[g] if "embedder" not in METRICS[n].needs}
     assert set(scored) == per_item | {"faithfulness_na"}

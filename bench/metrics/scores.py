@@ -51,6 +51,8 @@ def register_metric(name: str, needs: Sequence[str], description: str, group: st
 
 def metric_groups() -> dict[str, list[str]]:
     """{group: [metric names]} of every registered metric (RAGChecker's METRIC_GROUP_MAP)."""
+    import bench.metrics.study  # noqa: F401  (registers the study-level groups)
+
     groups: dict[str, list[str]] = {}
     for m in METRICS.values():
         groups.setdefault(m.group, []).append(m.name)

@@ -2,8 +2,8 @@
 through the executor; the per-paraphrase answers become per-question agreement (group_table) and
 per-(arm, seed, temperature, split) cells (cells.csv) here.
 
-Agreement across a question's wordings is a per-question metric of this study (plain functions
-below), not one of the harness's scored metrics.
+Agreement across a question's wordings is a study-level metric (bench/metrics/study.py, group
+`consistency`), computed here per question.
 """
 
 from __future__ import annotations
@@ -14,18 +14,9 @@ import time
 
 import pandas as pd
 
-from bench.metrics.text import normalize_answer
+from bench.metrics.study import agree_all, pairwise_agreement
 from bench.config import with_changes
 from bench.studies.consistency.read import CELL_KEYS, t_label
-
-
-def pairwise_agreement(answers) -> float:
-    """Share of unordered pairs of answers that are equal (1.0 for a single answer)."""
-    n = len(answers)
-    if n < 2:
-        return 1.0
-    counts = pd.Series(list(answers)).value_counts()
-    return float((counts * (counts - 1) / 2).sum() / (n * (n - 1) / 2))
 
 
 def _top_chunk(retrieved_ids) -> tuple | None:
@@ -43,10 +34,10 @@ def group_table(items: pd.DataFrame) -> pd.DataFrame:
     keys = [*CELL_KEYS, "group"]
     rows = []
     for key, g in items.groupby(keys, sort=False):
-        norm = [normalize_answer(p) for p in g["prediction"]]
+        predictions = list(g["prediction"])
         em = g["exact_match"].astype(float)
         row = dict(zip(keys, key), kind=g["kind"].iloc[0], n_paraphrases=len(g),
-                   agree_all=float(len(set(norm)) == 1), pairwise_agree=pairwise_agreement(norm),
+                   agree_all=agree_all(predictions), pairwise_agree=pairwise_agreement(predictions),
                    all_correct=float(em.min() == 1.0), any_correct=float(em.max() == 1.0),
                    exact_match=float(em.mean()), abstained=float(g["abstained"].astype(float).mean()))
         tops = [_top_chunk(r) for r in g["retrieved_ids"]] if "retrieved_ids" in g else [None]

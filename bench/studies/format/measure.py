@@ -3,8 +3,8 @@ answer scored for the format here (valid JSON, schema-valid, the value's exact m
 output as a plain answer) and kept as per-(arm, split, seed) cells, the commonest failure
 reasons per arm and a few sample outputs (cells.csv, reasons.csv, examples.csv).
 
-JSON and schema validity are per-item metrics of this study (plain functions below, on
-bench/metrics/json_schema.py), not among the harness's scored metrics.
+JSON and schema validity and the value's exact match are study-level metrics
+(bench/metrics/study.py, group `format`, on bench/metrics/json_schema.py), computed here per item.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pandas as pd
 
 from bench.metrics.json_schema import assess
 from bench.metrics.scores import exact_match
+from bench.metrics.study import schema_valid, valid_json, value_em
 from bench.studies.format.read import CELL_KEYS, METRICS
 
 _JSON_DETAIL = re.compile(r": line \d+ column \d+ \(char \d+\)$")
@@ -38,11 +39,10 @@ def score_items(items: pd.DataFrame, schema: dict, value_key: str) -> pd.DataFra
     """Per-item rows (prediction, answers) -> the format columns added."""
     rows = []
     for pred, answers in zip(items["prediction"], items["answers"]):
-        c = assess(pred, schema, value_key)
-        value = c.value if isinstance(c.value, str) else None
-        rows.append({"valid_json": float(c.valid_json), "schema_valid": float(c.schema_valid),
-                     "value_em": exact_match(value, answers) if value is not None else 0.0,
-                     "em_plain": exact_match(pred, answers), "reason": reason_class(c.reason)})
+        rows.append({"valid_json": valid_json(pred), "schema_valid": schema_valid(pred, schema),
+                     "value_em": value_em(pred, answers, schema, value_key),
+                     "em_plain": exact_match(pred, answers),
+                     "reason": reason_class(assess(pred, schema, value_key).reason)})
     return pd.concat([items.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
 
 

@@ -2,8 +2,8 @@
 retrained for each of `gekhman_steps`, through the executor; the per-item table becomes per
 (arm, seed) rates here (seeds.csv, gekhman_seeds.csv), with citation accuracy computed per item.
 
-Citation accuracy is a per-item metric of this study (a plain function with its needs declared,
-beside the rates that average it), not one of the harness's scored metrics.
+Citation accuracy is a study-level metric (bench/metrics/study.py, group `citation`): computed
+here per item, not in every scored table.
 """
 
 from __future__ import annotations
@@ -15,41 +15,12 @@ from collections import Counter
 
 import pandas as pd
 
-from bench.metrics.scores import Metric
+from bench.metrics.study import citation_accuracy, citation_na_reason
 from bench.studies.hallucination import gekhman_arm
 from bench.studies.hallucination.read import sweep_label
 from bench.config import with_lora_steps
 
 UNANSWERABLE_KINDS = ("unknown_entity", "missing_attribute")
-
-
-# -- citation accuracy: a pure metric with its needs declared ---------------------------------
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def citation_na_reason(retrieved_ids, gold_ids) -> str:
-    """Why citation accuracy is undefined for this item ("" when it is defined)."""
-    if _missing(retrieved_ids):
-        return "arm does not retrieve"
-    if _missing(gold_ids) or len(gold_ids) == 0:
-        return "unanswerable: no gold fact to cite"
-    return ""
-
-
-def citation_accuracy(retrieved_ids, gold_ids) -> float:
-    """1.0 if the top-1 retrieved chunk's passage ids include a gold passage (a sentence stating
-    the fact), 0.0 if not (or if nothing was retrieved), NaN when not applicable."""
-    if citation_na_reason(retrieved_ids, gold_ids):
-        return math.nan
-    if len(retrieved_ids) == 0:
-        return 0.0
-    return float(bool(set(retrieved_ids[0]) & set(gold_ids)))
-
-
-CITATION = Metric("citation_accuracy", citation_accuracy, ("retrieved_ids", "gold_ids"),
-                  "1 if the top retrieved chunk contains a gold passage; NaN without retrieval or gold")
 
 
 # -- per (arm, seed) rates ---------------------------------------------------------------------

@@ -14,6 +14,7 @@ import torch
 from tqdm import tqdm
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+from bench.io import atomic_folder
 from bench.models.generator import save_answer_style
 from bench.models.training import IGNORE, collate, encode_example, per_example_loss
 from bench.pocket import data
@@ -187,15 +188,12 @@ def _finish(model, tokenizer, summary: dict, out_dir: Path, answer_style: str) -
 
 def _save(model, tokenizer, summary: dict, out_dir: Path, answer_style: str) -> None:
     """Write next to the target and rename: a killed build never leaves a half checkpoint."""
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
     # a reloaded tokenizer carries how it was loaded (from a folder, under HF_HUB_OFFLINE or not)
     # into its saved config: the files must not depend on how the build was run
     for key in ("is_local", "local_files_only"):
         tokenizer.init_kwargs.pop(key, None)
-    tokenizer.save_pretrained(tmp)
-    (tmp / RECIPE_FILE).write_text(json.dumps(summary, indent=1))
-    save_answer_style(tmp, answer_style)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
+    with atomic_folder(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / RECIPE_FILE).write_text(json.dumps(summary, indent=1))
+        save_answer_style(tmp, answer_style)

@@ -174,3 +174,17 @@ def test_the_readme_lists_every_registered_study_and_the_cli_too(capsys):
     for name in study_names():
         assert f"| `{name}` |" in readme, f"README's study table lacks {name}"
         assert name in listed
+
+
+def test_the_committed_item_table_round_trips_text_that_looks_missing(tmp_path):
+    from bench.report.outputs import item_table, load_item_table
+
+    table = pd.DataFrame({"arm": ["rag"] * 4, "seed": [0] * 4, "item_id": list("abcd"),
+                          "prediction": ["", "NA", "null", "1843"], "answers": [["x"], [], ["NA"], ["1843"]],
+                          "contexts": [["c"]] * 4, "exact_match": [0.0, 0.0, 0.0, 1.0],
+                          "faithfulness": [float("nan"), 1.0, 0.5, 1.0]})
+    item_table(table).to_csv(tmp_path / "items.csv", index=False)
+    back = load_item_table(tmp_path / "items.csv")
+    assert back["prediction"].tolist() == ["", "NA", "null", "1843"]
+    assert back["answers"].tolist() == [["x"], [], ["NA"], ["1843"]] and "contexts" not in back
+    assert back["faithfulness"].isna().tolist() == [True, False, False, False]

@@ -31,8 +31,9 @@ def load_item_table(path: Path) -> pd.DataFrame:
     # only an empty field is missing (a prediction "NA" stays text); CSV cannot tell an empty
     # string from a missing one, and text columns hold no missing values, so both read as ""
     table = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    for col in table.columns[table.dtypes == object]:
-        table[col] = table[col].fillna("")
+    for col in table.columns:
+        if not pd.api.types.is_numeric_dtype(table[col]):   # object or string dtype
+            table[col] = table[col].fillna("")
     for col in LIST_COLUMNS:
         if col in table:
             table[col] = table[col].map(json.loads)

@@ -3,8 +3,9 @@ cached per world by content hash), then per size an index built from those embed
 question sample searched one query at a time and in one batch, and the first `rag_items`
 questions answered by the experiment's model from the top `k_rag` chunks.
 
-Not executor jobs: no arm answers here; the study times a retriever and reads with a bare
-generator, one (size, seed) cell at a time.
+Not executor jobs: the study times a retriever itself, one (size, seed) cell at a time, and
+keeps no prediction log; the reading is a `rag` arm answering from the cell's index through the
+executor's pieces (open_arm, answer_rows, the store seam).
 """
 
 from __future__ import annotations
@@ -74,8 +75,28 @@ def embedded_corpus(s, seed: int, embedder: Embedder, cache: Path, progress: boo
 
 # --- one cell: (size, seed) -----------------------------------------------------------------
 
-def measure_cell(s, seed: int, size: int, passages, emb, secs, items, embedder,
-                 generator, root: Path, progress: bool) -> dict:
+def rag_exact_match(run, seed: int, store, items) -> float:
+    """Exact match of the experiment's model reading the top `k_rag` chunks of this cell's index:
+    a `rag` arm answering from the store handed to it (the executor's pieces, so the prompt and
+    decoding are every rag arm's)."""
+    from bench.arms.base import RetrievalSettings
+    from bench.arms.registry import get_arm_class
+    from bench.config import ArmConfig, DataConfig, WorldData
+    from bench.engine import Job, answer_rows, open_arm
+    from bench.metrics.scores import exact_match
+
+    s = run.settings
+    settings = get_arm_class("rag").Settings(retrieval=RetrievalSettings(k=s.k_rag, embedder=s.embedder))
+    job = Job(ArmConfig("rag", "rag", settings), seed, run.cfg.model,
+              DataConfig(world=WorldData(entities=s.base_entities)), None, tuple(items), store=store)
+    with open_arm(job, run.cache_dir, progress=False) as (arm, _):
+        rows = answer_rows(arm, job, items)
+    return float(np.mean([exact_match(r["prediction"], r["answers"]) for r in rows]))
+
+
+def measure_cell(run, seed: int, size: int, passages, emb, secs, items, embedder,
+                 root: Path) -> dict:
+    s, progress = run.settings, run.progress
     chunks = chunk_passages(passages[:size], 1)
     # embedded once for every size (see embedded_corpus): the build timed here is the index
     store = VectorStore.open_or_build(chunks, embedder, root, progress=progress, embeddings=emb[:size])
@@ -99,6 +120,7 @@ def measure_cell(s, seed: int, size: int, passages, emb, secs, items, embedder,
                 embed_ms.append(t[0].embed_seconds * 1000)
                 search_ms.append(t[0].search_seconds * 1000)
             _, batched = store.search(texts, s.k)   # one batch: per-query amortised cost
+        rag_em = rag_exact_match(run, seed, store, items[: s.rag_items]) if s.rag_items else math.nan
     finally:
         store.client.delete_collection(store.collection_name)
         shutil.rmtree(root, ignore_errors=True)
@@ -118,17 +140,7 @@ def measure_cell(s, seed: int, size: int, passages, emb, secs, items, embedder,
         row[f"{name}_ms_p95"] = float(np.percentile(values, 95))
     row["embed_ms_batched"] = batched[0].embed_seconds * 1000
     row["search_ms_batched"] = batched[0].search_seconds * 1000
-    row["rag_items"], row["rag_em"] = 0, math.nan
-    if generator is not None and s.rag_items:
-        from bench.metrics.scores import exact_match
-        from bench.prompts import context_prompt
-
-        rag = list(zip(items, hits))[: s.rag_items]
-        prompts = [context_prompt(q.question, [c.text for c in h[: s.k_rag]]) for q, h in rag]
-        preds = generator.generate(prompts)
-        row["rag_items"] = len(rag)
-        row["rag_em"] = float(np.mean([exact_match(g.text, q.answers)
-                                       for g, (q, _) in zip(preds, rag)]))
+    row["rag_items"], row["rag_em"] = min(s.rag_items, len(items)), rag_em
     return row
 
 
@@ -140,13 +152,6 @@ def measure(run) -> dict[str, pd.DataFrame]:
     cfg, s = run.cfg, run.settings
     load_before = os.getloadavg()
     embedder = Embedder.load(s.embedder)
-    generator = None
-    if s.rag_items:
-        from bench.models.generator import Generator
-
-        m = cfg.model
-        generator = Generator.load(m.name, device=m.device, trust_remote_code=m.trust_remote_code,
-                                   max_new_tokens=m.max_new_tokens, batch_size=m.batch_size)
     rows, cached, loads = [], 0, 0
     emb_cache = run.cache_dir / "scale-embeddings"
     try:
@@ -160,13 +165,10 @@ def measure(run) -> dict[str, pd.DataFrame]:
                 for size in tqdm(s.sizes, desc=f"sizes (seed {seed})", disable=not run.progress):
                     t0 = time.perf_counter()
                     root = run.cache_dir / "chroma-scale" / f"{size}-s{seed}-{uuid.uuid4().hex[:8]}"
-                    rows.append(measure_cell(s, seed, size, passages, emb, secs, items, embedder,
-                                             generator, root, run.progress))
+                    rows.append(measure_cell(run, seed, size, passages, emb, secs, items, embedder, root))
                     run.timings[f"cell_{size}_seed{seed}"] = time.perf_counter() - t0
     finally:
         embedder.close()
-        if generator is not None:
-            generator.close()
     # how many world embeddings came from the cache (the report says so); other processes on
     # the machine inflate latencies: the load average says how busy it was
     run.extra.update(embeddings_cached=[cached, loads],

@@ -104,7 +104,8 @@ def test_run_writes_one_row_per_size_and_seed(tmp_path, monkeypatch):
     config = write(tmp_path, TINY)
     out = tmp_path / "out"
     report = run_study("scale", config, out, progress=False, cache_dir=tmp_path / "cache")
-    assert loaded == ["tiny-reader"]                          # the experiment's model reads
+    # the experiment's model reads, through a rag arm opened on each (size, seed) cell's index
+    assert loaded == ["tiny-reader"] * 4
     table = pd.read_csv(out / "scale.csv")
     assert sorted(zip(table["size"], table["seed"])) == [(60, 0), (60, 1), (120, 0), (120, 1)]
     assert (table["n_chunks"] == table["size"]).all()

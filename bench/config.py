@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,8 @@ class ConfigError(ValueError):
 
 # Where adapters, indexes and embeddings are cached by content hash. Defined here, not in
 # bench.runner, so studies can name it without importing the model stack (the report path).
-CACHE_DIR = Path(".cache")
+# BENCH_CACHE_DIR moves it (a shared disk, a scratch folder for a test).
+CACHE_DIR = Path(os.environ.get("BENCH_CACHE_DIR", ".cache"))
 # the model every shipped study runs on unless told otherwise (results/<study>/; any other
 # model's results go to results/<model>/<study>/)
 DEFAULT_MODEL = "pocket"

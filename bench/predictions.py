@@ -25,14 +25,25 @@ class PredictionLog:
             self.path.write_bytes(data[: data.rfind(b"\n") + 1])
 
     def rows(self) -> list[dict]:
+        """One row per item, the first written: the results-folder lock keeps a second run from
+        appending to this log, and reading drops any duplicate that got in anyway."""
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        rows, seen = [], set()
+        for line in self.path.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                if row["item_id"] not in seen:
+                    seen.add(row["item_id"])
+                    rows.append(row)
+        return rows
 
     def done_ids(self) -> set[str]:
         return {row["item_id"] for row in self.rows()}
 
     def append(self, rows: list[dict]) -> None:
+        done = self.done_ids()
+        rows = [r for r in rows if r["item_id"] not in done]   # never a second line for an item
         with self.path.open("a") as f:
             f.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
             f.flush()

@@ -90,8 +90,9 @@ def training_examples(data: TrainingData, dataset: Dataset, seed: int, answer_st
 
 
 def attach_adapter(generator, settings, env) -> dict:
-    """Load the cached adapter for this (model, data, settings, seed) or train and cache it."""
-    from peft import PeftModel
+    """Load the cached adapter for this (model, data, settings, seed) or train and cache it; a
+    second run that needs the same adapter waits while the first trains it, then loads it."""
+    from bench.locks import entry_lock
 
     examples, replay = training_examples(settings.training, env.dataset, env.seed,
                                          generator.answer_style)
@@ -101,6 +102,13 @@ def attach_adapter(generator, settings, env) -> dict:
                    replay_share=settings.lora.replay_share if replay else 0.0)
     key = content_hash({"model": model_identity(env.model.name), "examples": examples,
                         "replay": replay, "settings": lora.to_json()})
+    with entry_lock(env.cache_dir, f"adapter-{key}"):
+        return _load_or_train(generator, env, key, examples, replay, lora)
+
+
+def _load_or_train(generator, env, key: str, examples, replay, lora) -> dict:
+    from peft import PeftModel
+
     folder = env.cache_dir / "adapters" / key
     if (folder / "stats.json").exists():
         generator.model = PeftModel.from_pretrained(generator.model, folder).eval()

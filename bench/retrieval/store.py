@@ -23,6 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
+from bench.locks import entry_lock
 from bench.retrieval.chunking import Chunk
 from bench.retrieval.embedder import Embedder
 
@@ -98,9 +99,6 @@ class VectorStore:
         """The collection of these chunks under `root`, built unless a complete one is there.
         `embeddings` (one L2-normalised row per chunk, from this embedder) skips the encoding,
         so the build time is the index alone (the scale study embeds once for many sizes)."""
-        from chromadb.errors import NotFoundError
-        from tqdm.auto import tqdm
-
         ids = [c.id for c in chunks]
         if len(set(ids)) != len(ids):
             raise ValueError("chunk ids must be unique")
@@ -109,8 +107,19 @@ class VectorStore:
                              f"(chunks x embedder dimension), got {tuple(np.shape(embeddings))}")
         # absolute: chromadb caches clients by path, so a relative root breaks after a chdir
         root = Path(root).resolve()
-        client = _client(root)
         name = "bench-" + content_hash(chunks, chunking, embedder.name)[:40]
+        # another run building this collection holds the lock; once it is ours, an incomplete
+        # collection is one whose builder died, and is rebuilt
+        with entry_lock(root, name):   # lock files in <root>/locks, beside chroma's own files
+            return cls._open_or_build(chunks, embedder, root, name, chunking, progress, embeddings)
+
+    @classmethod
+    def _open_or_build(cls, chunks, embedder, root: Path, name: str, chunking: str, progress: bool,
+                       embeddings) -> "VectorStore":
+        from chromadb.errors import NotFoundError
+        from tqdm.auto import tqdm
+
+        client = _client(root)
         t0 = time.perf_counter()
         try:
             col = client.get_collection(name, embedding_function=None)

@@ -21,6 +21,7 @@ from bench.config import (CACHE_DIR, DEFAULT_MODEL, ConfigError, ExperimentConfi
                           with_lora_steps)
 from bench.config_files import load_config_raw
 from bench.io import write_csv, write_text
+from bench.locks import folder_lock
 from bench.studies.registry import Study, get_study, settings_dict
 
 RESULTS = Path("results")
@@ -129,13 +130,15 @@ def run_study(name: str, config=None, out=None, model: str | None = None, quick:
         missing = [t for t in run.study.base_tables if not (run.out / t).exists()]
         if missing:
             raise ConfigError(f"{run.out}/{missing[0]}: no saved table; run without --report-only first")
-        run.timings = read_manifest(run.out).get("timings_seconds") or {}
-        return read(run)
-    measure(run)
-    write_run_manifest(run, with_verdicts=False)   # the reading half reads this run's manifest
-    path = read(run)
-    write_run_manifest(run)
-    return path
+    with folder_lock(run.out):   # a second run on this folder refuses, naming this one's pid
+        if report_only:
+            run.timings = read_manifest(run.out).get("timings_seconds") or {}
+            return read(run)
+        measure(run)
+        write_run_manifest(run, with_verdicts=False)   # the reading half reads this run's manifest
+        path = read(run)
+        write_run_manifest(run)
+        return path
 
 
 def _yaml_model(study: Study, config) -> str:

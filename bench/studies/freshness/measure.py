@@ -16,6 +16,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from bench.engine import Job, answer_rows, open_arm, torch_threads
+from bench.locks import entry_lock
 from bench.metrics.scores import exact_match
 from bench.studies.freshness.read import arm_of
 from bench.studies.freshness.update import (build_versions, continue_update, rollback,
@@ -110,20 +111,22 @@ def measure(run) -> dict[str, pd.DataFrame]:
             t0 = time.perf_counter()
             v = build_versions(cfg.data.world.entities, s.changed_share, seed)
             questions = select_questions(v, s.splits, s.unchanged_per_split)
-            embedder, store = open_store(run, v)
-            try:
-                for name in s.arms:
-                    bar.set_postfix_str(f"seed {seed} {name}")
-                    rows, cell = run_arm(name, run, v, questions, store)
-                    cell.update(index_build_seconds=store.build_seconds if store else None,
-                                n_changes=len(v.changes), n_questions=len(questions))
-                    items += rows
-                    cells.append(cell)
-                    bar.update()
-            finally:
-                if store is not None:
-                    store.client.delete_collection(store.collection_name)
-                    embedder.close()
+            # the seed's v1 collection is edited in place and deleted after: one run at a time
+            with entry_lock(run.cache_dir, f"freshness-seed{seed}"):
+                embedder, store = open_store(run, v)
+                try:
+                    for name in s.arms:
+                        bar.set_postfix_str(f"seed {seed} {name}")
+                        rows, cell = run_arm(name, run, v, questions, store)
+                        cell.update(index_build_seconds=store.build_seconds if store else None,
+                                    n_changes=len(v.changes), n_questions=len(questions))
+                        items += rows
+                        cells.append(cell)
+                        bar.update()
+                finally:
+                    if store is not None:
+                        store.client.delete_collection(store.collection_name)
+                        embedder.close()
             seed_seconds[seed] = round(time.perf_counter() - t0, 2)
     bar.close()
     cells = pd.DataFrame(cells)

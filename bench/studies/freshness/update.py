@@ -20,6 +20,7 @@ from bench.data.dataset import Dataset
 from bench.data.schema import QAItem
 from bench.data.world import WorldSpec, generate_world, next_version
 from bench.io import atomic_folder
+from bench.locks import entry_lock
 from bench.retrieval.chunking import Chunk, chunk_passages
 from bench.studies.freshness import ContinueSettings
 
@@ -132,14 +133,19 @@ def continue_update(generator, training, v: Versions, settings: ContinueSettings
                     cache_dir: Path, progress: bool = True) -> dict:
     """Continue the v1 adapter on the delta; cached by hash like attach_adapter (a cached
     adapter keeps the seconds measured when it was trained, flagged update_cached)."""
-    from peft import PeftModel
-
     from bench.arms.adapter import training_examples
 
     examples, replay = training_examples(training, delta_dataset(v), v.seed, generator.answer_style)
     key = content_hash({"v1_adapter": v1_key, "examples": examples, "replay": replay,
                         "settings": vars(settings), "seed": v.seed})
     folder = Path(cache_dir) / "adapters" / f"continue-{key}"
+    with entry_lock(cache_dir, f"adapter-continue-{key}"):   # one run trains it, others wait
+        return _load_or_continue(generator, folder, examples, replay, settings, v, progress)
+
+
+def _load_or_continue(generator, folder: Path, examples, replay, settings, v, progress: bool) -> dict:
+    from peft import PeftModel
+
     if (folder / "stats.json").exists():
         base = generator.model.unload()          # drop the v1 adapter, load the continued one
         generator.model = PeftModel.from_pretrained(base, folder).eval()

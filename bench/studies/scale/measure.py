@@ -24,6 +24,7 @@ import pandas as pd
 from bench.config import content_hash
 from bench.engine import torch_threads
 from bench.io import atomic_write, write_text
+from bench.locks import entry_lock
 from bench.retrieval import Embedder, VectorStore, chunk_passages, recall_at_k
 from bench.studies.scale.corpus import corpus_worlds, questions
 from bench.studies.scale.read import summarize
@@ -35,6 +36,12 @@ def world_embeddings(texts: list[str], embedder: Embedder, cache: Path,
                      bar) -> tuple[np.ndarray, float, bool]:
     """(embeddings, seconds it took to compute them, from cache?)."""
     key = content_hash([embedder.name, texts], n=32)
+    with entry_lock(cache.parent, f"scale-embeddings-{key}"):   # another run embedding this world: wait
+        return _load_or_embed(texts, embedder, cache, key, bar)
+
+
+def _load_or_embed(texts: list[str], embedder: Embedder, cache: Path, key: str,
+                   bar) -> tuple[np.ndarray, float, bool]:
     npy, meta = cache / f"{key}.npy", cache / f"{key}.json"
     if npy.exists() and meta.exists():
         bar.update(len(texts))

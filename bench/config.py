@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,8 @@ CACHE_DIR = Path(os.environ.get("BENCH_CACHE_DIR", ".cache"))
 # model's results go to results/<model>/<study>/)
 DEFAULT_MODEL = "pocket"
 
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 # A field added after results were cached carries this metadata: at its default value it is left
 # out of every content hash (cell keys, config hashes), so older configs keep their cache keys.
@@ -92,6 +95,8 @@ class DataConfig:
             value = getattr(self, key)
             if value is not None and not Path(value).exists():
                 raise ConfigError(f"{where}.{key}: file not found: {value}")
+        if self.max_items is not None and self.max_items < 1:
+            raise ConfigError(f"{where}.max_items: expected >= 1 (or leave it out for all items), got {self.max_items}")
         bad = [s for s in self.eval_splits if s not in ("train", "test")]
         if bad or not self.eval_splits:
             raise ConfigError(f"{where}.eval_splits: expected a non-empty list of 'train'/'test', "
@@ -114,6 +119,12 @@ class ModelConfig:
     threads: int = field(default=0, metadata=KEY_OMIT_DEFAULT)
 
     def validate(self, where: str) -> None:
+        for key in ("max_new_tokens", "batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}.{key}: expected >= 1, got {getattr(self, key)}")
+        device = self.device.split(":")[0]
+        if device not in ("auto", "cpu", "cuda", "mps"):
+            raise ConfigError(f"{where}.device: expected auto, cpu, cuda[:N] or mps, got {self.device!r}")
         if not 0.0 <= self.temperature <= 5.0:
             raise ConfigError(f"{where}.temperature: expected 0 (greedy) <= x <= 5, got {self.temperature}")
         if self.threads < 0:
@@ -137,6 +148,12 @@ class ExperimentConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     arms: tuple[ArmConfig, ...] = ()
     source: str = ""                   # the file it came from (not hashed)
+
+    def validate(self, where: str) -> None:
+        # the name can become a results folder (bench run): a slug, never a path
+        if not SAFE_NAME.fullmatch(self.name or ""):
+            raise ConfigError(f"{where}.name: expected letters, digits, '.', '_' or '-' (starting with a "
+                              f"letter or digit), got {self.name!r}")
 
     def to_json(self) -> dict:
         d = key_dict(self)

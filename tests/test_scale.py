@@ -98,9 +98,12 @@ class StubGenerator:
 def test_run_writes_one_row_per_size_and_seed(tmp_path, monkeypatch):
     from bench.models.generator import Generator
 
+    from bench.models import checks
+
     loaded = []
     monkeypatch.setattr(Generator, "load",
                         classmethod(lambda cls, name, **kw: loaded.append(name) or StubGenerator()))
+    monkeypatch.setattr(checks, "check_model", lambda cfg: None)   # 'tiny-reader' has no files to check
     config = write(tmp_path, TINY)
     out = tmp_path / "out"
     report = run_study("scale", config, out, progress=False, cache_dir=tmp_path / "cache")

@@ -46,6 +46,17 @@ def check_template(template: str, where: str, retrieves: bool) -> None:
     missing = [p for p in needed if p not in template]
     if missing:
         raise ConfigError(f"{where}.template: missing placeholder(s) {missing} in {template!r}")
+    import string
+
+    allowed = {"question", "context"} if retrieves else {"question"}
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as e:   # an unmatched brace
+        raise ConfigError(f"{where}.template: not a format string ({e}): {template!r}") from None
+    unknown = sorted(fields - allowed)
+    if unknown:
+        raise ConfigError(f"{where}.template: unknown placeholder {{{unknown[0]}}}; allowed: "
+                          f"{sorted('{' + a + '}' for a in allowed)} (write {{{{ and }}}} for braces)")
 
 
 @dataclass

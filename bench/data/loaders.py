@@ -31,14 +31,18 @@ def write_jsonl(path: Path | str, records: Iterable[dict]) -> None:
 def _read_objects(path: Path) -> Iterable[tuple[int, dict]]:
     if not path.exists():
         raise DataError(path, None, "file not found")
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(path, line_no, f"not UTF-8 text (byte {e.start + 1} of the line)") from None
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(path, line_no, f"malformed JSON ({e.msg} at column {e.colno})") from None
+                raise DataError(path, line_no, f"malformed JSON: {e.msg}, column {e.colno}") from None
             if not isinstance(obj, dict):
                 raise DataError(path, line_no, f"expected a JSON object, got {type(obj).__name__}")
             yield line_no, obj

@@ -35,6 +35,10 @@ class LoraSettings:
         for key in ("rank", "alpha", "steps", "batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{where}.{key}: expected >= 1, got {getattr(self, key)}")
+        if not self.lr > 0:
+            raise ConfigError(f"{where}.lr: expected > 0, got {self.lr}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"{where}.dropout: expected 0 <= x < 1, got {self.dropout}")
         if not 0 <= self.replay_share < 1:
             raise ConfigError(f"{where}.replay_share: expected 0 <= x < 1, got {self.replay_share}")
         if not self.target_modules:

@@ -46,6 +46,8 @@ def resolve_model(name: str) -> str:
         if packaged is not None:
             return str(packaged)
     path = Path(name).expanduser()
+    if name.startswith(("/", "./", "../", "~")) and not path.exists():
+        raise ModelNotFound(f"{name}: no such model folder")
     if path.exists():
         if not (path / "config.json").exists():
             raise ModelNotFound(f"{path} exists but has no config.json: not a saved model folder")

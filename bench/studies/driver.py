@@ -130,6 +130,14 @@ def run_study(name: str, config=None, out=None, model: str | None = None, quick:
         missing = [t for t in run.study.base_tables if not (run.out / t).exists()]
         if missing:
             raise ConfigError(f"{run.out}/{missing[0]}: no saved table; run without --report-only first")
+    else:
+        from bench.models.checks import check_model
+
+        check_model(run.cfg)   # weights, remote code, device, LoRA targets: before anything is written
+        if run.cfg.data.corpus:   # the user's files: every line checked (file:line errors) up front
+            from bench.data.loaders import load_dataset
+
+            load_dataset(run.cfg.data.corpus, run.cfg.data.qa)
     with folder_lock(run.out):   # a second run on this folder refuses, naming this one's pid
         if report_only:
             run.timings = read_manifest(run.out).get("timings_seconds") or {}

@@ -1,6 +1,7 @@
 """The claims report and the verdict rules behind it, on hand-made tables (no model)."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -263,3 +264,17 @@ def test_results_from_another_pocket_checkpoint_are_flagged_stale(tmp_path, monk
     note = stale_note([Section("x", [claim], stale="old"), Section("y", [claim]), Section("z", stale="old")])
     assert note[0].startswith("**Made with an older pocket model, to be rerun:** x. ")
     assert stale_note([Section("y", [claim])]) == []
+
+
+def test_one_seed_gives_no_interval_and_no_verdict():
+    from bench.report.claims import ONE_SEED, fmt_ci
+    from bench.report.tables import mean_ci, paired
+
+    m, lo, hi, n = mean_ci([0.95])
+    assert (m, n) == (0.95, 1) and math.isnan(lo) and math.isnan(hi)
+    assert fmt_ci(m, lo, hi) == f"95.0 {ONE_SEED}"
+    assert interval_verdict(lo, hi) == INCONCLUSIVE
+    assert mean_ci([0.5, 0.5])[1:3] == (0.5, 0.5)          # equal seeds: a zero-width interval
+    per_seed = pd.DataFrame({"arm": ["a", "b"], "seed": [0, 0], "x": [1.0, 0.0]})
+    diff = paired(per_seed, "a", "b", "x")
+    assert diff[0] == 1.0 and math.isnan(diff[1]) and interval_verdict(diff[1], diff[2]) == INCONCLUSIVE

@@ -34,11 +34,24 @@ class Claim:
             raise ValueError(f"claim {self.id}: verdict {self.verdict!r} is not one of {VERDICTS}")
 
 
+ONE_SEED = "(one seed: no interval)"
+
+
+def interval_text(mean: float, lo: float, hi: float, scale: float = 1.0, spec: str = ".1f",
+                  unit: str = "") -> str:
+    """'67.6 [64.1, 71.0]': the numbers scaled and written with `spec`; 'n/a' without a mean,
+    and the mean alone, marked, when there is no interval (one seed)."""
+    if math.isnan(mean):
+        return "n/a"
+    head = f"{mean * scale:{spec}}{unit}"
+    if math.isnan(lo) or math.isnan(hi):
+        return f"{head} {ONE_SEED}"
+    return f"{head} [{lo * scale:{spec}}, {hi * scale:{spec}}]"
+
+
 def fmt_ci(mean: float, lo: float, hi: float, scale: float = 100.0, unit: str = "") -> str:
     """'67.6 [64.1, 71.0]' (scale=100 turns rates into percentage points)."""
-    if any(isinstance(v, float) and math.isnan(v) for v in (mean, lo, hi)):
-        return f"{mean * scale:.1f}{unit}" if not math.isnan(mean) else "n/a"
-    return f"{mean * scale:.1f}{unit} [{lo * scale:.1f}, {hi * scale:.1f}]"
+    return interval_text(mean, lo, hi, scale, ".1f", unit)
 
 
 def interval_verdict(lo: float, hi: float, threshold: float = 0.0) -> str:

@@ -27,12 +27,15 @@ NAN4 = (math.nan, math.nan, math.nan, 0)
 
 
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float, int]:
-    """Mean and t-interval of independent values (NaNs dropped); one value -> a zero-width CI."""
+    """Mean and t-interval of independent values (NaNs dropped). One value has no interval (NaN
+    bounds: no verdict rests on it); equal values have a zero-width one."""
     v = np.asarray([x for x in values if not (isinstance(x, float) and math.isnan(x))], dtype=float)
     if len(v) == 0:
         return float("nan"), float("nan"), float("nan"), 0
     m = float(v.mean())
-    if len(v) == 1 or float(v.std()) == 0.0:
+    if len(v) == 1:
+        return m, float("nan"), float("nan"), 1
+    if float(v.std()) == 0.0:
         return m, m, m, len(v)
     half = float(stats.t.ppf((1 + confidence) / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
     return m, m - half, m + half, len(v)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report.claims import (NOT_RUN, Claim, all_of, arm_names, interval_verdict, markdown_rows,
-                                 not_run, read_manifest, results_present)
+from bench.report.claims import (Claim, NOT_RUN, all_of, arm_names, interval_text, interval_verdict,
+                                 markdown_rows, not_run, read_manifest, results_present)
 from bench.report.tables import lookup, paired_difference
 
 REPORTED = {"rougeL": ("ROUGE", 16.0), "bleu": ("BLEU", 15.0)}   # Lakatos et al. 2024, in %
@@ -47,8 +47,8 @@ def fmt(summary: pd.DataFrame, arm: str, metric: str, scale: float) -> str:
     row = summary[(summary["arm"] == arm) & (summary["metric"] == metric)]
     if not len(row) or pd.isna(row["mean"].iloc[0]):
         return "n/a"
-    m, lo, hi = (float(row[c].iloc[0]) * scale for c in ("mean", "ci_low", "ci_high"))
-    return f"{m:.1f} [{lo:.1f}, {hi:.1f}]"
+    m, lo, hi = (float(row[c].iloc[0]) for c in ("mean", "ci_low", "ci_high"))
+    return interval_text(m, lo, hi, scale)
 
 
 def summary_markdown(summary: pd.DataFrame) -> str:
@@ -72,7 +72,7 @@ def _negated(diff):
 
 def _diff_text(diff, scale: float = 100) -> str:
     m, lo, hi, n = diff
-    return f"{m * scale:+.1f} points [{lo * scale:+.1f}, {hi * scale:+.1f}] (n={n} seeds)"
+    return f"{interval_text(m, lo, hi, scale, '+.1f', ' points')} (n={n} seeds)"
 
 
 def find_arm(cfg, kind: str) -> str | None:
@@ -216,7 +216,7 @@ def _data_text(cfg) -> str:
 
 def _ci(diff, scale: float = 100) -> str:
     m, lo, hi, _ = diff
-    return f"{m * scale:+.1f} [{lo * scale:+.1f}, {hi * scale:+.1f}]"
+    return interval_text(m, lo, hi, scale, "+.1f")
 
 
 LABELS = {"exact_match": "EM", "rougeL": "ROUGE-L", "bleu": "BLEU"}

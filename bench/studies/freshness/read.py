@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report.claims import (CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED, Claim, all_of,
-                                 markdown_rows, not_run, read_manifest, results_present)
+from bench.report.claims import (CONTRADICTED, Claim, INCONCLUSIVE, NOT_RUN, SUPPORTED, all_of,
+                                 interval_text, markdown_rows, not_run, read_manifest,
+                                 results_present)
 from bench.report.tables import lookup, summarize_wide
 
 EXPERIMENT = "freshness"
@@ -215,7 +216,7 @@ def _fmt(summary: pd.DataFrame, arm: str, metric: str, scale: float = 100.0, dig
     if math.isnan(m):
         return "n/a"
     lo, hi = value(summary, arm, metric, "ci_low"), value(summary, arm, metric, "ci_high")
-    return f"{scale * m:.{digits}f} [{scale * lo:.{digits}f}, {scale * hi:.{digits}f}]"
+    return interval_text(m, lo, hi, scale, f".{digits}f")
 
 
 def markdown(summary: pd.DataFrame, updates: dict[str, str], checks: list[Claim], setup: list[str],

@@ -15,8 +15,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bench.report import plots
-from bench.report.claims import (NOT_RUN, Claim, fmt_ci, interval_verdict, markdown_rows, not_run,
-                                 results_present)
+from bench.report.claims import (Claim, NOT_RUN, fmt_ci, interval_text, interval_verdict,
+                                 markdown_rows, not_run, results_present)
 from bench.report.tables import arm_of_kind, paired, summarize_long
 from bench.report.tables import ci_of as _ci
 
@@ -75,7 +75,7 @@ def _pct(summary: pd.DataFrame, key, metric: str, by: str = "arm") -> str:
 def _points(m, lo, hi, n) -> str:
     if math.isnan(m):
         return "n/a"
-    return f"{100 * m:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] points (n={n} seeds)"
+    return f"{interval_text(m, lo, hi, 100, '+.1f')} points (n={n} seeds)"
 
 
 def claims(results_dir: Path) -> list[Claim]:

@@ -9,8 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bench.report.claims import (NOT_RUN, Claim, all_of, arm_names, interval_verdict, markdown_rows,
-                                 not_run, range_verdict, results_present)
+from bench.report.claims import (Claim, NOT_RUN, all_of, arm_names, interval_text, interval_verdict,
+                                 markdown_rows, not_run, range_verdict, results_present)
 from bench.report.plots import _save
 from bench.report.tables import lookup, mean_ci, paired_difference
 
@@ -83,7 +83,7 @@ def differences(one: pd.DataFrame, base: str) -> list[str]:
         if arm != base:
             m, lo, hi, _ = _ms(paired_difference(one, arm, base, "t_total"))
             word = "slower" if lo > 0 else "faster" if hi < 0 else "not different"
-            lines.append(f"- {arm} vs {base}: {m:+.1f} ms [{lo:+.1f}, {hi:+.1f}] per query -> **{word}**")
+            lines.append(f"- {arm} vs {base}: {interval_text(m, lo, hi, 1, '+.1f', ' ms')} per query -> **{word}**")
     return lines
 
 
@@ -97,7 +97,7 @@ def verdicts(table: pd.DataFrame, kinds: dict[str, str]) -> list[Claim]:
                                for k in ("closed_book", "rag", "lora", "hybrid"))
     pairs = [(a, b) for a, b in ((rag, base), (hybrid, lora)) if a and b]
     diffs = {p: _ms(paired_difference(one, *p, "t_total")) for p in pairs + [(rag, lora)] if p[0] and p[1]}
-    text = {p: f"{p[0]} - {p[1]} {m:+.1f} ms [{lo:+.1f}, {hi:+.1f}]" for p, (m, lo, hi, _) in diffs.items()}
+    text = {p: f"{p[0]} - {p[1]} {interval_text(m, lo, hi, 1, '+.1f', ' ms')}" for p, (m, lo, hi, _) in diffs.items()}
     rule = (f"seed-paired difference of the mean total latency per query at batch size {bs}: supported "
             f"when its 95% CI lies above zero for each retrieval arm against the same model without "
             f"retrieval (rag - closed_book, hybrid - lora; merged adapters where measured), "

@@ -131,3 +131,10 @@ def test_bad_data_files(case, lines, pattern, tmp_path, capsys, no_model):
     path.write_text(text)
     rc = main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"])
     _assert_refused(rc, capsys, pattern, tmp_path)
+
+
+def test_a_results_folder_name_that_is_a_path(tmp_path, capsys, no_model):
+    rc = main(["study", "popularity", "--folder", "../outside", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error: --folder: expected a folder name")
+    assert not (Path(__file__).parents[1] / "outside").exists()

@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.config import (CACHE_DIR, DEFAULT_MODEL, ConfigError, ExperimentConfig, build, parse_experiment,
-                          with_lora_steps)
+from bench.config import (CACHE_DIR, DEFAULT_MODEL, SAFE_NAME, ConfigError, ExperimentConfig, build,
+                          parse_experiment, with_lora_steps)
 from bench.config_files import load_config_raw
 from bench.io import write_csv, write_text
 from bench.locks import folder_lock
@@ -74,6 +74,8 @@ def prepare(name: str, config: Path | str | None = None, out: Path | str | None 
     study = get_study(name)
     config = Path(config or f"experiments/{name}.yaml")
     cfg, settings = load_study_config(study, config, quick, model)
+    if folder is not None and not SAFE_NAME.fullmatch(folder):
+        raise ConfigError(f"--folder: expected a folder name of letters, digits, '.', '_' or '-', got {folder!r}")
     out = Path(out) if out else results_folder(folder or name, cfg.model.name)
     return StudyRun(study, cfg, settings, config, out, quick, Path(cache_dir), progress)
 

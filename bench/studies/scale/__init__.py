@@ -33,7 +33,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 
 from bench.config import ConfigError
 from bench.models.resolve import MINILM
@@ -80,9 +79,6 @@ class Scale(Study):
     arms_required = False
     folders = ("scale-100k", "scale")
 
-    def __init__(self):
-        self._settings: dict[Path, Settings] = {}   # results folder -> the settings just read
-
     def check(self, cfg, settings, source):
         if not all(0 <= s < DISTRACTOR_SEED0 for s in cfg.seeds):
             raise ConfigError(f"{source}: seeds: expected seeds in [0, {DISTRACTOR_SEED0}) (distractor "
@@ -94,20 +90,10 @@ class Scale(Study):
                 raise ConfigError(f"{source}: study.sizes: {settings.sizes[0]} is smaller than the base "
                                   f"world ({n} passages for seed {seed}); raise it or lower base_entities")
 
-    def derive(self, folder: Path, run) -> dict[str, pd.DataFrame]:
-        # nothing to derive (summary.csv is a base table); remembers the run's settings, which
-        # redraw and claims need before the run's manifest is written
-        self._settings[Path(folder).resolve()] = run.settings
-        return {}
-
-    def _rules(self, folder: Path):
-        return self._settings.get(Path(folder).resolve()) or read.saved_settings(folder)
-
-    def claims(self, folder: Path):
-        return read.claims(folder, self._rules(folder))
-
-    def redraw(self, folder: Path):
-        return read.redraw(folder, self._rules(folder))
+    # nothing to derive (summary.csv is a base table); claims and plot read the rule's settings
+    # from the manifest, which the driver writes before the reading half runs
+    claims = staticmethod(read.claims)
+    redraw = staticmethod(read.redraw)
 
     def report(self, folder: Path, run) -> str:
         return read.report_md(folder, run)

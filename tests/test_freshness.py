@@ -23,10 +23,12 @@ def load(path, quick=False):
 
 
 def test_rag_upsert_puts_the_v2_text_in_the_same_collection(tmp_path):
+    from bench.arms.base import RetrievalSettings
     from bench.retrieval.chunking import chunk_passages
     from bench.retrieval.embedder import Embedder
     from bench.retrieval.store import VectorStore
 
+    r = RetrievalSettings()
     v = build_versions(12, 0.2, seed=0)
     assert v.changes and [p.id for p in v.v1.passages] == [p.id for p in v.v2.passages]
     change = v.changes[0]
@@ -40,9 +42,9 @@ def test_rag_upsert_puts_the_v2_text_in_the_same_collection(tmp_path):
         store = VectorStore.open_or_build(chunk_passages(v.v1.passages, 1), embedder, tmp_path / "chroma",
                                           progress=False)
         name, count = store.collection_name, store.count()
-        stats = upsert_update(store, v, chunk_size=1)
+        stats = upsert_update(store, v, r)
         assert stats["update_seconds"] > 0
-        assert stats["upserted_chunks"] == len(changed_chunks(v.v2, v.changes, 1)) > 0
+        assert stats["upserted_chunks"] == len(changed_chunks(v.v2, v.changes, r)) > 0
         # no rebuild: the very same collection, the same number of chunks
         assert store.collection.name == name and stats["collection_same"]
         assert store.count() == count == stats["count_after"]

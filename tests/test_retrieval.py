@@ -179,3 +179,89 @@ def test_build_from_precomputed_embeddings_searches_the_same(store, embedder, tm
     with pytest.raises(ValueError, match=r"embeddings: expected shape \(10, 384\)"):
         VectorStore.open_or_build(chunks, embedder, tmp_path / "bad", progress=False,
                                   embeddings=emb[:3])
+
+
+def test_index_built_in_two_orders_returns_the_same_hits(embedder, tmp_path):
+    """Exact search: the top-k is a function of the chunks, not of the order they were inserted;
+    shared sentences (one vector each) tie exactly and break by chunk id."""
+    import random
+
+    shared = ["Tavo Selin was born in 1843.", "Mira Kalen plays the harp.", "The mill closed in 1920."]
+    passages = [Passage(f"d{d:02d}-s{i}", text, f"d{d:02d}") for d in range(40)
+                for i, text in enumerate([shared[d % 3], f"Person {d} works for Velda Works.",
+                                          f"Person {d} lives in town {d % 7}."])]
+    chunks = chunk_passages(passages)
+    shuffled = list(chunks)
+    random.Random(7).shuffle(shuffled)
+    queries = ["When was Tavo Selin born?", "Who plays the harp?", "When did the mill close?"] + \
+              [f"Where does person {d} live?" for d in range(0, 40, 4)]
+    runs = []
+    for name, order in (("forward", chunks), ("shuffled", shuffled), ("reversed", chunks[::-1])):
+        store = VectorStore.open_or_build(order, embedder, tmp_path / name, progress=False)
+        assert store.exact() and store.search_mode == "auto"
+        found, _ = store.search(queries, 5)
+        runs.append([[(h.chunk_id, h.score) for h in hits] for hits in found])
+    assert runs[0] == runs[1] == runs[2]              # ids and scores, bit for bit
+    born = [cid for cid, _ in runs[0][0]]
+    assert born == ["d00-s0", "d03-s0", "d06-s0", "d09-s0", "d12-s0"]   # 14 exact ties: lowest ids
+    assert len({score for _, score in runs[0][0]}) == 1
+    # the same ranking as a brute-force scan in float64 with the id tie-break
+    emb = embedder.encode([c.text for c in chunks]).astype(np.float64)
+    q = embedder.encode(queries[3:4]).astype(np.float64)[0]
+    want = sorted(range(len(chunks)), key=lambda j: (-round(float(emb[j] @ q), 6), chunks[j].id))[:5]
+    assert [cid for cid, _ in runs[0][3]] == [chunks[j].id for j in want]
+
+
+def test_hnsw_search_is_available_and_agrees_on_a_small_corpus(store, embedder, tmp_path):
+    hnsw = VectorStore.open_or_build(chunk_passages(CORPUS), embedder, tmp_path / "chroma",
+                                     progress=False, search="hnsw")
+    assert not hnsw.exact() and store.exact()
+    (a,), _ = store.search([QUESTION], 3)
+    (b,), _ = hnsw.search([QUESTION], 3)
+    assert [h.chunk_id for h in a] == [h.chunk_id for h in b]
+    with pytest.raises(ValueError, match="search: expected one of"):
+        VectorStore(hnsw.client, hnsw.collection, embedder, hnsw.root, {}, 0.0, True, search="fast")
+
+
+def test_equal_texts_get_equal_vectors(embedder):
+    from bench.retrieval.store import embed_distinct
+
+    texts = ["A short one.", "A much longer sentence that pads every other one in its batch.",
+             "A short one."]
+    emb = embed_distinct(texts, embedder)
+    assert emb.shape == (3, embedder.dimension) and np.array_equal(emb[0], emb[2])
+
+
+def test_sentence_chunks_with_overlap_keep_their_passage():
+    text = "Dr. Ames met J. Smith in the U.S. Army. He left in 1990! \"Why?\" she asked. Then 5 more."
+    p = [Passage("p1", text, "doc")]
+    one = chunk_passages(p, 1, "sentences")
+    assert [c.text for c in one] == ["Dr. Ames met J. Smith in the U.S. Army.", "He left in 1990!",
+                                     "\"Why?\" she asked.", "Then 5 more."]
+    assert [c.id for c in one] == ["p1#s0", "p1#s1", "p1#s2", "p1#s3"]
+    assert all(c.passage_ids == ("p1",) and c.doc_id == "doc" for c in one)
+    two = chunk_passages(p, 2, "sentences", overlap=1)
+    assert [c.text for c in two] == [one[0].text + " " + one[1].text, one[1].text + " " + one[2].text,
+                                     one[2].text + " " + one[3].text]
+    assert chunking_key(2, "sentences", 1) not in (chunking_key(2, "sentences"), chunking_key(2))
+    with pytest.raises(ValueError, match="overlap"):
+        chunk_passages(p, 2, "sentences", overlap=2)
+    with pytest.raises(ValueError, match="chunking: expected one of"):
+        chunk_passages(p, 2, "paragraphs")
+
+
+def test_token_chunks_cut_the_original_text(embedder):
+    tok = embedder.model.tokenizer
+    text = " ".join(f"Word{i} is here." for i in range(40))
+    chunks = chunk_passages([Passage("p", text, "d")], 32, "tokens", overlap=8, tokenizer=tok)
+    assert len(chunks) > 3 and all(c.text in text for c in chunks)
+    assert all(len(tok(c.text, add_special_tokens=False)["input_ids"]) <= 32 for c in chunks)
+    assert chunks[0].text.startswith("Word0") and text.endswith(chunks[-1].text)
+    # neighbours share their overlap: the next chunk starts inside the previous one
+    assert all(b.text[:6] in a.text for a, b in zip(chunks, chunks[1:]))
+
+
+def test_passage_windows_with_overlap():
+    ps = [Passage(f"a{i}", f"A {i}.", "a") for i in range(5)]
+    chunks = chunk_passages(ps, 3, "passages", overlap=1)
+    assert [c.passage_ids for c in chunks] == [("a0", "a1", "a2"), ("a2", "a3", "a4")]

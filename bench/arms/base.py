@@ -7,11 +7,13 @@ combinations; each lives in its own module and only declares its settings and th
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Sequence
 
+from bench.config import KEY_OMIT_DEFAULT, ConfigError
 from bench.data.dataset import Dataset
 from bench.data.schema import QAItem
 from bench.models.generator import Generator
@@ -21,19 +23,54 @@ from bench.prompts import closed_book_prompt, context_prompt
 STAGES = ("embed", "search", "prompt", "generate")
 
 
+class ContextOverflow(ConfigError):
+    """A prompt longer than the model's context, with retrieval.overflow: fail (or nothing to cut)."""
+
+
 @dataclass(frozen=True)
 class RetrievalSettings:
     k: int = 3
-    chunk_size: int = 1                 # consecutive passages of one document per chunk
+    chunk_size: int = 1                 # passages, sentences or tokens per chunk (see chunking)
     embedder: str = MINILM
+    # exact up to EXACT_MAX_CHUNKS under "auto" (bench.retrieval.store): in every cache key, as
+    # the search that made the cached answers
+    search: str = "auto"
+    chunking: str = field(default="passages", metadata=KEY_OMIT_DEFAULT)   # or sentences, tokens
+    overlap: int = field(default=0, metadata=KEY_OMIT_DEFAULT)   # units shared by neighbours
+    # a prompt past the model's context: drop the lowest-ranked passages, then cut the last
+    # one ("truncate", with a warning), or stop with an error ("fail")
+    overflow: str = field(default="truncate", metadata=KEY_OMIT_DEFAULT)
 
     def validate(self, where: str) -> None:
+        from bench.config import ConfigError
+        from bench.retrieval.chunking import check_chunking
+        from bench.retrieval.store import SEARCH_MODES
+
         if self.k < 1:
-            from bench.config import ConfigError
             raise ConfigError(f"{where}.k: expected k >= 1, got {self.k}")
-        if self.chunk_size < 1:
-            from bench.config import ConfigError
-            raise ConfigError(f"{where}.chunk_size: expected >= 1, got {self.chunk_size}")
+        for key, value, allowed in (("search", self.search, SEARCH_MODES),
+                                    ("overflow", self.overflow, OVERFLOW)):
+            if value not in allowed:
+                raise ConfigError(f"{where}.{key}: expected one of {list(allowed)}, got {value!r}")
+        try:
+            check_chunking(self.chunk_size, self.chunking, self.overlap)
+        except ValueError as e:
+            raise ConfigError(f"{where}: {e}") from None
+
+    def chunks(self, passages, embedder=None) -> list:
+        """The corpus as this retriever's chunks (`embedder` for token chunking)."""
+        from bench.retrieval.chunking import chunk_passages
+
+        tokenizer = getattr(getattr(embedder, "model", None), "tokenizer", None)
+        return chunk_passages(passages, self.chunk_size, self.chunking, self.overlap, tokenizer)
+
+    def chunking_key(self) -> str:
+        from bench.retrieval.chunking import chunking_key
+
+        return chunking_key(self.chunk_size, self.chunking, self.overlap)
+
+
+OVERFLOW = ("truncate", "fail")
 
 
 def check_template(template: str, where: str, retrieves: bool) -> None:
@@ -114,6 +151,7 @@ class Arm:
         return stats
 
     def close(self) -> None:
+        self.report_overflow()
         for part in (self.generator, self.embedder):
             if part is not None:
                 part.close()
@@ -137,10 +175,64 @@ class Arm:
             start = time.perf_counter()
             prompts.append(self.prompt(question, contexts[i] if contexts else None))
             answers[i].seconds["prompt"] = time.perf_counter() - start
+        self._fit_context(items, prompts, answers)
         for a, g in zip(answers, self.generator.generate(prompts, **self.sampling())):
             a.prediction, a.prompt_tokens, a.completion_tokens = g.text, g.prompt_tokens, g.completion_tokens
             a.seconds["generate"] = g.seconds
         return answers
+
+    def _fit_context(self, items: Sequence[QAItem], prompts: list[str], answers: list[Answer]) -> None:
+        """Prompts that would leave no room for the answer in the model's context: passages cut
+        (retrieval.overflow: truncate, the lowest-ranked first, with a warning) or an error."""
+        window = self.generator.context_length()
+        if window is None:
+            return
+        limit = window - self.generator.answer_budget()
+        counts = self.generator.count_tokens(prompts)
+        self.prompts_seen = getattr(self, "prompts_seen", 0) + len(prompts)
+        for i, n in enumerate(counts):
+            if n <= limit:
+                continue
+            overflow = self.settings.retrieval.overflow if self.retrieves else "fail"
+            if overflow == "fail" or not answers[i].contexts:
+                raise ContextOverflow(
+                    f"{self.kind}: the prompt for item {items[i].id!r} has {n} tokens; the model's "
+                    f"context holds {window} positions with {window - limit} kept for the answer"
+                    + ("; set retrieval.overflow: truncate, or chunk the corpus smaller "
+                       "(retrieval.chunking: sentences)" if self.retrieves else ""))
+            prompts[i] = self._truncate(items[i].question, answers[i], limit)
+            self.truncated = getattr(self, "truncated", 0) + 1
+            if self.truncated == 1:
+                print(f"warning: {self.kind}: a prompt of {n} tokens exceeds the model's {window}-token "
+                      f"context less the answer's {window - limit}; passages are truncated to fit "
+                      f"(retrieval.overflow: truncate)", file=sys.stderr, flush=True)
+
+    def _truncate(self, question: str, answer: Answer, limit: int) -> str:
+        """Drop the lowest-ranked passages until the prompt fits, then cut the last one by
+        tokens; the answer's record of what was read follows."""
+        passages = list(answer.contexts)
+        fits = lambda ps: self.generator.count_tokens([self.prompt(question, ps)])[0] <= limit
+        while len(passages) > 1 and not fits(passages):
+            passages.pop()
+        if not fits(passages):
+            tok = self.generator.tokenizer
+            ids = tok(passages[0], add_special_tokens=False)["input_ids"]
+            excess = self.generator.count_tokens([self.prompt(question, passages)])[0] - limit
+            keep = max(0, len(ids) - excess - 1)
+            while True:   # decoding can merge tokens differently: shorten until it fits
+                passages[0] = tok.decode(ids[:keep])
+                if fits(passages) or keep == 0:
+                    break
+                keep = max(0, keep - 8)
+        kept = len(passages)
+        answer.contexts = passages
+        answer.retrieved_ids, answer.scores = answer.retrieved_ids[:kept], answer.scores[:kept]
+        return self.prompt(question, passages)
+
+    def report_overflow(self) -> None:
+        if getattr(self, "truncated", 0):
+            print(f"warning: {self.kind}: {self.truncated} of {self.prompts_seen} prompts were "
+                  f"truncated to the model's context", file=sys.stderr, flush=True)
 
     def sampling(self) -> dict:
         """Greedy unless the model config asks for a temperature; sampling is seeded by the
@@ -156,7 +248,6 @@ class Arm:
         return template.format(question=question, context=context)
 
     def _open_store(self) -> dict:
-        from bench.retrieval.chunking import chunk_passages, chunking_key
         from bench.retrieval.embedder import Embedder
         from bench.retrieval.store import VectorStore
 
@@ -165,10 +256,10 @@ class Arm:
             return {"index_chunks": self.store.count(), "collection": self.store.collection_name}
         r = self.settings.retrieval
         self.embedder = Embedder.load(r.embedder)
-        chunks = chunk_passages(self.env.dataset.passages, r.chunk_size)
+        chunks = r.chunks(self.env.dataset.passages, self.embedder)
         self.store = VectorStore.open_or_build(chunks, self.embedder, self.env.cache_dir / "chroma",
-                                               chunking=chunking_key(r.chunk_size),
-                                               progress=self.env.progress)
+                                               chunking=r.chunking_key(), progress=self.env.progress,
+                                               search=r.search)
         # a reused index reports the build it came from (embed + index), as measured then
         return {"index_build_seconds": round(self.store.original_build_seconds, 3),
                 "index_embed_seconds": round(self.store.embed_seconds, 3),

@@ -112,7 +112,7 @@ class Generator:
             torch.manual_seed(seed)
         sampling = temperature > 0
         start = time.perf_counter()
-        budget = self.max_new_tokens + (QUOTE_EXTRA_TOKENS if self.answer_style == "quote" else 0)
+        budget = self.answer_budget()
         ids = self.model.generate(**enc, max_new_tokens=budget, do_sample=sampling,
                                   temperature=temperature if sampling else None, top_p=None,
                                   top_k=None, pad_token_id=tok.pad_token_id,
@@ -127,6 +127,26 @@ class Generator:
             text = read_answer(raw) if self.answer_style == "quote" else raw
             results.append(Generation(text, int(mask.sum()), len(row), seconds, raw))
         return results
+
+    def context_length(self) -> int | None:
+        """Positions the model can attend to (prompt + answer); None if its config does not say."""
+        config = self.model.config
+        config = config.get_text_config() if hasattr(config, "get_text_config") else config
+        for key in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"):
+            value = getattr(config, key, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    def answer_budget(self) -> int:
+        """New tokens a generation may take (positions a prompt must leave free)."""
+        return self.max_new_tokens + (QUOTE_EXTRA_TOKENS if self.answer_style == "quote" else 0)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Prompt tokens per text, as `generate` counts them (no special tokens added)."""
+        if not texts:
+            return []
+        return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 
     def close(self) -> None:
         """Drop the model so the next arm's model does not share memory with this one."""

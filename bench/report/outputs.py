@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report import plots
-from bench.report.tables import METRICS, QUALITY, seed_means, summarize
+from bench.report.tables import METRICS, QUALITY, seed_means, summarize, summarize_wide
 
 
 # bulky or derivable columns left out of the committed per-item table (the prediction logs keep them)
@@ -54,5 +54,17 @@ def head_to_head_tables(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """summary.csv (primary split), per_seed.csv (what paired CIs need), breakdown.csv (every
     split and question kind) of a scored per-item table."""
     primary = table[table["split"] == primary_split(table)]
-    return {"summary.csv": summarize(primary, METRICS), "per_seed.csv": seed_means(primary, METRICS),
+    per_seed = with_corpus_bleu(seed_means(primary, METRICS), primary)
+    return {"summary.csv": summarize_wide(per_seed, [*METRICS, "corpus_bleu"]), "per_seed.csv": per_seed,
             "breakdown.csv": summarize(table, QUALITY, by=("arm", "split", "kind"))}
+
+
+def with_corpus_bleu(per_seed: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """A per-seed table plus each (arm, seed)'s corpus BLEU over its items (not a mean of items)."""
+    from bench.metrics.scores import corpus_bleu
+
+    value = {key: corpus_bleu(g["prediction"].fillna("").tolist(), g["answers"].tolist())
+             for key, g in table.groupby(["arm", "seed"], sort=False)}
+    out = per_seed.copy()
+    out["corpus_bleu"] = [value.get((a, s), float("nan")) for a, s in zip(out["arm"], out["seed"])]
+    return out

@@ -9,6 +9,12 @@ no such flag and is deleted and rebuilt.
 purpose), so afterwards its content no longer matches the hash in its name. Such a collection
 is flagged `mutated` in its metadata, and a later `open_or_build` for the original content
 rebuilds it instead of silently reusing the edited one.
+
+Reproducible top-k. Each distinct text is embedded once, so a sentence that two documents share
+has one vector and ties with itself exactly; ties break by chunk id. Search is exact (cosine in
+float64 over every vector) up to EXACT_MAX_CHUNKS, which covers the default worlds: an HNSW graph
+built on another CPU can visit a different neighbour among near-ties, and so change an answer.
+`search="hnsw"` (or a larger index under "auto") queries chroma's HNSW graph instead.
 """
 
 from __future__ import annotations
@@ -55,11 +61,15 @@ def _client(root: Path):
 # One insert thread: a multi-threaded HNSW build differs run to run, and so would the top-k.
 # A wide ef_search keeps the approximate search close to exact at these corpus sizes.
 HNSW = {"space": "cosine", "num_threads": 1, "ef_construction": 200, "ef_search": 200}
+SEARCH_MODES = ("auto", "exact", "hnsw")
+EXACT_MAX_CHUNKS = 50_000      # "auto": exact search up to this many chunks (~75 MB of float32)
+# how a collection's vectors were made: one encode per distinct text (part of the content hash)
+EMBED_RULE = "distinct-texts-sorted"
 
 
 def content_hash(chunks: Sequence[Chunk], chunking: str, embedder_name: str) -> str:
     h = hashlib.sha256()
-    for part in (chunking, embedder_name, json.dumps(HNSW, sort_keys=True)):
+    for part in (chunking, embedder_name, json.dumps(HNSW, sort_keys=True), EMBED_RULE):
         h.update(part.encode() + b"\0")
     for c in chunks:
         h.update(c.id.encode() + b"\0" + "\x1f".join(c.passage_ids).encode() + b"\0"
@@ -71,6 +81,21 @@ def _meta(c: Chunk) -> dict:
     return {"passage_ids": json.dumps(list(c.passage_ids)), "doc_id": c.doc_id}
 
 
+def embed_distinct(texts: Sequence[str], embedder: Embedder, progress: bool = False) -> np.ndarray:
+    """One row per text; each distinct text encoded once, so equal texts get equal vectors, and
+    in sorted order, so the vectors do not depend on the order the texts came in (a text's
+    batch-mates set its padding, which moves the last bits)."""
+    from tqdm.auto import tqdm
+
+    distinct = sorted(set(texts))
+    parts = [embedder.encode(batch) for batch in
+             tqdm(list(_batches(distinct, EMBED_BATCH)), desc="embed", unit="batch",
+                  disable=not progress or len(distinct) <= EMBED_BATCH)]
+    emb = np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), np.float32)
+    row = {t: i for i, t in enumerate(distinct)}
+    return emb[[row[t] for t in texts]] if len(texts) else emb
+
+
 def _batches(seq: Sequence, n: int):
     for i in range(0, len(seq), n):
         yield seq[i:i + n]
@@ -78,7 +103,11 @@ def _batches(seq: Sequence, n: int):
 
 class VectorStore:
     def __init__(self, client, collection, embedder: Embedder, root: Path, meta: dict,
-                 build_seconds: float, reused: bool):
+                 build_seconds: float, reused: bool, search: str = "auto"):
+        if search not in SEARCH_MODES:
+            raise ValueError(f"search: expected one of {SEARCH_MODES}, got {search!r}")
+        self.search_mode = search
+        self._exact = None            # (ids, texts, passage ids, float64 vectors), loaded lazily
         self.client = client
         self.collection = collection
         self.embedder = embedder
@@ -95,7 +124,7 @@ class VectorStore:
     @classmethod
     def open_or_build(cls, chunks: list[Chunk], embedder: Embedder, root: Path,
                       chunking: str = "passages:1", progress: bool = True,
-                      embeddings: np.ndarray | None = None) -> "VectorStore":
+                      embeddings: np.ndarray | None = None, search: str = "auto") -> "VectorStore":
         """The collection of these chunks under `root`, built unless a complete one is there.
         `embeddings` (one L2-normalised row per chunk, from this embedder) skips the encoding,
         so the build time is the index alone (the scale study embeds once for many sizes)."""
@@ -111,7 +140,9 @@ class VectorStore:
         # another run building this collection holds the lock; once it is ours, an incomplete
         # collection is one whose builder died, and is rebuilt
         with entry_lock(root, name):   # lock files in <root>/locks, beside chroma's own files
-            return cls._open_or_build(chunks, embedder, root, name, chunking, progress, embeddings)
+            store = cls._open_or_build(chunks, embedder, root, name, chunking, progress, embeddings)
+        store.search_mode = search
+        return store
 
     @classmethod
     def _open_or_build(cls, chunks, embedder, root: Path, name: str, chunking: str, progress: bool,
@@ -137,11 +168,7 @@ class VectorStore:
                                        configuration={"hnsw": HNSW})
         t0 = time.perf_counter()
         if embeddings is None:
-            parts = []
-            for batch in tqdm(list(_batches(chunks, EMBED_BATCH)), desc="embed", unit="batch",
-                              disable=not progress or len(chunks) <= EMBED_BATCH):
-                parts.append(embedder.encode([c.text for c in batch]))
-            emb = np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), np.float32)
+            emb = embed_distinct([c.text for c in chunks], embedder, progress)
         else:
             emb = np.ascontiguousarray(embeddings, dtype=np.float32)
         t1 = time.perf_counter()
@@ -157,11 +184,45 @@ class VectorStore:
         col.modify(metadata=meta)
         return cls(client, col, embedder, root, meta, t2 - t0, False)
 
+    def exact(self) -> bool:
+        return self.search_mode == "exact" or (self.search_mode == "auto"
+                                               and self.count() <= EXACT_MAX_CHUNKS)
+
+    def _load_exact(self):
+        """Every chunk's id, text, passage ids and vector, sorted by chunk id (the tie-break)."""
+        got = self.collection.get(include=["embeddings", "documents", "metadatas"])
+        order = sorted(range(len(got["ids"])), key=lambda i: got["ids"][i])
+        vectors = np.asarray(got["embeddings"], dtype=np.float64).reshape(-1, self.embedder.dimension)
+        self._exact = ([got["ids"][i] for i in order], [got["documents"][i] for i in order],
+                       [tuple(json.loads(got["metadatas"][i]["passage_ids"])) for i in order],
+                       vectors[order])
+
+    def _search_exact(self, emb: np.ndarray, n: int) -> list[list[Hit]]:
+        if self._exact is None:
+            self._load_exact()
+        ids, docs, pids, vectors = self._exact
+        scores = np.asarray(emb, dtype=np.float64) @ vectors.T
+        results = []
+        for row in scores:
+            # a stable sort of the id-ordered rows by descending score: equal scores keep id order
+            top = np.argsort(-row, kind="stable")[:n]
+            results.append([Hit(ids[j], docs[j], pids[j], float(row[j])) for j in top])
+        return results
+
     def search(self, queries: list[str], k: int) -> tuple[list[list[Hit]], list[QueryTiming]]:
-        """Top-k hits per query (score desc): one batched encode, one batched query."""
+        """Top-k hits per query (score desc, ties by chunk id): one batched encode, then an exact
+        scan or one batched HNSW query (see the module docstring)."""
         if not queries:
             return [], []
         n = min(int(k), self.count())
+        if self.exact():
+            t0 = time.perf_counter()
+            emb = self.embedder.encode(list(queries))
+            t1 = time.perf_counter()
+            results = self._search_exact(emb, n) if n > 0 else [[] for _ in queries]
+            t2 = time.perf_counter()
+            timing = QueryTiming((t1 - t0) / len(queries), (t2 - t1) / len(queries))
+            return results, [timing for _ in queries]
         # fetch spare candidates so ties (the same sentence in two documents) break by chunk id,
         # not by the order the index happened to visit them
         fetch = min(max(2 * n, n + 8), self.count())
@@ -188,6 +249,10 @@ class VectorStore:
         return results, [timing for _ in queries]
 
     def _flag_mutated(self) -> None:
+        # an exact index is part of the update: reloaded here, inside the update's timing
+        self._exact = None
+        if self.exact():
+            self._load_exact()
         if not self._meta.get("mutated"):
             self._meta["mutated"] = True
             self.collection.modify(metadata=self._meta)
@@ -196,27 +261,25 @@ class VectorStore:
         """Insert or replace chunks in place (no rebuild); returns wall seconds."""
         t0 = time.perf_counter()
         if chunks:
-            emb = self.embedder.encode([c.text for c in chunks])
+            emb = embed_distinct([c.text for c in chunks], self.embedder)
             for i in range(0, len(chunks), self._max_batch):
                 batch = chunks[i:i + self._max_batch]
                 self.collection.upsert(ids=[c.id for c in batch],
                                        embeddings=emb[i:i + len(batch)],
                                        documents=[c.text for c in batch],
                                        metadatas=[_meta(c) for c in batch])
-        seconds = time.perf_counter() - t0
         if chunks:
             self._flag_mutated()
-        return seconds
+        return time.perf_counter() - t0
 
     def delete(self, chunk_ids: list[str]) -> float:
         """Remove chunks by id in place; returns wall seconds."""
         t0 = time.perf_counter()
         for batch in _batches(list(chunk_ids), self._max_batch):
             self.collection.delete(ids=batch)
-        seconds = time.perf_counter() - t0
         if chunk_ids:
             self._flag_mutated()
-        return seconds
+        return time.perf_counter() - t0
 
     def count(self) -> int:
         return int(self.collection.count())

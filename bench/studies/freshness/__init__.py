@@ -93,10 +93,11 @@ class Freshness(Study):
                 raise ConfigError(f"{source}: arms: study.arms needs an arm of kind '{kind}' (its "
                                   f"settings); the experiment has {sorted(present)}")
         used = [read.arm_of(cfg, k).settings for k in kinds(settings)]
-        stores = {(s.retrieval.chunk_size, s.retrieval.embedder) for s in used if hasattr(s, "retrieval")}
+        stores = {(r.chunking, r.chunk_size, r.overlap, r.embedder, r.search)
+                  for r in (s.retrieval for s in used if hasattr(s, "retrieval"))}
         if len(stores) > 1:
-            raise ConfigError(f"{source}: arms: the retrieving arms share one index, so their chunk_size "
-                              f"and embedder must agree; got {sorted(stores)}")
+            raise ConfigError(f"{source}: arms: the retrieving arms share one index, so their chunking, "
+                              f"chunk_size, overlap, embedder and search must agree; got {sorted(stores)}")
 
     def derive(self, folder: Path, run) -> dict[str, pd.DataFrame]:
         summary = read.summarize(read.cell_metrics(pd.read_csv(folder / "items.csv"),

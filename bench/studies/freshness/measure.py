@@ -57,7 +57,7 @@ def run_arm(name, run, v, questions, store) -> tuple[list[dict], dict]:
             rows = answer(arm, job, name, "before", questions)
             for step in steps:
                 if step == "upsert":
-                    u = upsert_update(store, v, job.arm.settings.retrieval.chunk_size)
+                    u = upsert_update(store, v, job.arm.settings.retrieval)
                     upserted = True
                     cell["update_seconds"] += u.pop("update_seconds")
                     cell.update(u)
@@ -78,7 +78,7 @@ def run_arm(name, run, v, questions, store) -> tuple[list[dict], dict]:
                 [{**r, "phase": "after"} for r in rows]
     finally:
         if upserted:
-            cell["rollback_seconds"] = rollback(store, v, job.arm.settings.retrieval.chunk_size)
+            cell["rollback_seconds"] = rollback(store, v, job.arm.settings.retrieval)
     return rows + after, cell
 
 
@@ -86,7 +86,6 @@ def open_store(run, v):
     """(embedder, the seed's v1 collection), or (None, None) when no study arm retrieves; in a
     study-private root, so the shared index is never edited."""
     from bench.arms.registry import get_arm_class
-    from bench.retrieval.chunking import chunk_passages, chunking_key
     from bench.retrieval.embedder import Embedder
     from bench.retrieval.store import VectorStore
 
@@ -96,9 +95,9 @@ def open_store(run, v):
         return None, None
     r = retrieving[0].settings.retrieval   # the study checks that every retrieving arm agrees
     embedder = Embedder.load(r.embedder)
-    store = VectorStore.open_or_build(chunk_passages(v.v1.passages, r.chunk_size), embedder,
+    store = VectorStore.open_or_build(r.chunks(v.v1.passages, embedder), embedder,
                                       run.cache_dir / "freshness" / "chroma",
-                                      chunking=chunking_key(r.chunk_size), progress=run.progress)
+                                      chunking=r.chunking_key(), progress=run.progress, search=r.search)
     return embedder, store
 
 

@@ -21,7 +21,7 @@ from bench.data.schema import QAItem
 from bench.data.world import WorldSpec, generate_world, next_version
 from bench.io import atomic_folder
 from bench.locks import entry_lock
-from bench.retrieval.chunking import Chunk, chunk_passages
+from bench.retrieval.chunking import Chunk
 from bench.studies.freshness import ContinueSettings
 
 
@@ -77,25 +77,34 @@ def changed_passage_ids(changes: list[dict]) -> set[str]:
     return {pid for c in changes for pid in c["passage_ids"]}
 
 
-def changed_chunks(dataset: Dataset, changes: list[dict], chunk_size: int) -> list[Chunk]:
-    """The chunks of `dataset` that hold a changed passage (same ids in v1 and v2)."""
+def changed_chunks(dataset: Dataset, changes: list[dict], retrieval, embedder=None) -> list[Chunk]:
+    """The chunks of `dataset` (chunked as `retrieval` says) that hold a changed passage (same
+    passage ids in v1 and v2)."""
     ids = changed_passage_ids(changes)
-    return [c for c in chunk_passages(dataset.passages, chunk_size) if ids.intersection(c.passage_ids)]
+    return [c for c in retrieval.chunks(dataset.passages, embedder) if ids.intersection(c.passage_ids)]
 
 
-def upsert_update(store, v: Versions, chunk_size: int) -> dict:
+def _replace(store, old: list[Chunk], new: list[Chunk]) -> tuple[float, int]:
+    """Upsert `new` in place, deleting chunks of `old` that `new` no longer has (a changed
+    sentence count under sentence or token chunking). Returns (seconds, chunks deleted)."""
+    stale = sorted({c.id for c in old} - {c.id for c in new})
+    return store.delete(stale) + store.upsert(new), len(stale)
+
+
+def upsert_update(store, v: Versions, retrieval) -> dict:
     """RAG's update: upsert the changed chunks' v2 texts into the open collection, in place."""
     name, count = store.collection_name, store.count()
-    chunks = changed_chunks(v.v2, v.changes, chunk_size)
-    seconds = store.upsert(chunks)
+    chunks = changed_chunks(v.v2, v.changes, retrieval, store.embedder)
+    seconds, deleted = _replace(store, changed_chunks(v.v1, v.changes, retrieval, store.embedder), chunks)
     return {"update_seconds": seconds, "upserted_chunks": len(chunks),
             "collection_same": store.collection.name == name, "count_before": count,
-            "count_after": store.count()}
+            "count_after": store.count(), **({"deleted_chunks": deleted} if deleted else {})}
 
 
-def rollback(store, v: Versions, chunk_size: int) -> float:
+def rollback(store, v: Versions, retrieval) -> float:
     """Put the v1 texts back, so the next arm starts from the same v1 collection."""
-    return store.upsert(changed_chunks(v.v1, v.changes, chunk_size))
+    return _replace(store, changed_chunks(v.v2, v.changes, retrieval, store.embedder),
+                    changed_chunks(v.v1, v.changes, retrieval, store.embedder))[0]
 
 
 def delta_dataset(v: Versions) -> Dataset:

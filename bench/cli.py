@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from bench.config import ConfigError
-from bench.data.loaders import DataError, import_squad, load_dataset, write_jsonl
+from bench.data.loaders import DataError, load_dataset, write_jsonl
 from bench.io import atomic_write, write_json
 
 
@@ -38,11 +38,23 @@ def cmd_validate(args) -> int:
 
 
 def cmd_import_squad(args) -> int:
-    passages, items = import_squad(args.file)
+    from bench.config import ConfigError
+    from bench.data.squad import import_squad, parse_split
+
+    try:
+        share = parse_split(args.split) if args.split else None
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    passages, items, skipped = import_squad(args.file, share, args.seed)
     out = Path(args.out)
     write_jsonl(out / "corpus.jsonl", (p.to_json() for p in passages))
     write_jsonl(out / "qa.jsonl", (q.to_json() for q in items))
-    print(f"wrote {len(passages)} passages and {len(items)} QA items to {out}/")
+    load_dataset(out / "corpus.jsonl", out / "qa.jsonl")   # what was written loads
+    train = sum(q.split == "train" for q in items)
+    print(f"wrote {len(passages)} passages and {len(items)} QA items ({train} train, "
+          f"{len(items) - train} test) to {out}/")
+    for reason, n in sorted(skipped.items()):
+        print(f"skipped {n} question(s): {reason}", file=sys.stderr)
     return 0
 
 
@@ -159,9 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--qa", required=True)
     s.set_defaults(func=cmd_validate)
 
-    s = sub.add_parser("import-squad", help="convert SQuAD-style JSON to corpus/QA JSONL")
+    s = sub.add_parser("import-squad", help="convert SQuAD-style JSON (nested or Hugging Face rows) "
+                                             "to corpus/QA JSONL")
     s.add_argument("file")
     s.add_argument("--out", required=True)
+    s.add_argument("--split", help="train=SHARE: that share of the articles (whole articles, chosen "
+                                   "by a seeded hash of the title) goes to the train split; default: all test")
+    s.add_argument("--seed", type=int, default=0, help="seed of the article split (default 0)")
     s.set_defaults(func=cmd_import_squad)
 
     s = sub.add_parser("pocket-model", help="build the pocket model if its recipe changed")

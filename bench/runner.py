@@ -7,11 +7,12 @@ job per (arm, seed) answering the configured evaluation items of that seed's dat
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
 
-from bench.config import CACHE_DIR, ExperimentConfig
+from bench.config import CACHE_DIR, ConfigError, ExperimentConfig
 from bench.data.dataset import Dataset, build_dataset
 from bench.engine import Job, JobResult, run_jobs
 
@@ -29,8 +30,35 @@ def preflight(cfg: ExperimentConfig) -> dict[int, Dataset]:
     datasets = {seed: build_dataset(cfg.data, seed) for seed in cfg.seeds}
     for seed, ds in datasets.items():
         if not eval_items(cfg, ds, seed):
-            raise ValueError(f"{ds.name}: no QA items in split(s) {list(cfg.data.eval_splits)}")
+            where = cfg.data.qa or f"the world of seed {seed}"
+            raise ConfigError(f"{where}: no QA items in data.eval_splits {list(cfg.data.eval_splits)} "
+                              f"(its splits: {sorted({q.split for q in ds.items})})")
+        check_retrieval(cfg, ds)
     return datasets
+
+
+# MiniLM reads 256 word pieces, about 1,000 characters of English; well past that, text is unread
+EMBEDDER_READS_CHARS = 1500
+
+
+def check_retrieval(cfg: ExperimentConfig, ds: Dataset) -> None:
+    """Every retrieving arm asks for at most as many chunks as the corpus has (counted without a
+    tokenizer: token chunking is checked when its index is built)."""
+    for arm in cfg.arms:
+        r = getattr(arm.settings, "retrieval", None)
+        if r is None or r.chunking == "tokens":
+            continue
+        chunks = r.chunks(ds.passages)
+        n = len(chunks)
+        long = sum(len(c.text) > EMBEDDER_READS_CHARS for c in chunks)
+        if long:
+            print(f"warning: arms: {arm.name}: {long} of {n} chunks of {cfg.data.corpus or 'the corpus'} are "
+                  f"longer than ~{EMBEDDER_READS_CHARS:,} characters, past what the embedder reads (its "
+                  f"first 256 tokens); set retrieval.chunking: sentences (or tokens) to search all of "
+                  f"their text", file=sys.stderr, flush=True)
+        if r.k > n:
+            raise ConfigError(f"arms: {arm.name}: retrieval.k: {r.k} is more than the {n} chunks of "
+                              f"{cfg.data.corpus or 'the corpus'} ({r.chunking_key()})")
 
 
 def plan(cfg: ExperimentConfig, datasets: dict[int, Dataset]) -> list[Job]:

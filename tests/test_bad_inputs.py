@@ -60,6 +60,14 @@ CASES = [
     ("target modules that match nothing", GOOD.replace("steps: 2}", "steps: 2, target_modules: [c_attn]}"),
      r"arms\[1\].lora.target_modules: \['c_attn'\] match no layer of pocket"),
     ("retrieval k 0", GOOD.replace("{arm: closed_book}", "{arm: rag, retrieval: {k: 0}}"), r"arms\[0\].retrieval.k: expected k >= 1"),
+    ("unknown search", GOOD.replace("{arm: closed_book}", "{arm: rag, retrieval: {search: fast}}"),
+     r"arms\[0\].retrieval.search: expected one of \['auto', 'exact', 'hnsw'\]"),
+    ("unknown chunking", GOOD.replace("{arm: closed_book}", "{arm: rag, retrieval: {chunking: pages}}"),
+     r"arms\[0\].retrieval: chunking: expected one of"),
+    ("overlap as large as a chunk", GOOD.replace("{arm: closed_book}", "{arm: rag, retrieval: {chunking: sentences, chunk_size: 2, overlap: 2}}"),
+     r"arms\[0\].retrieval: overlap must be an integer in \[0, chunk_size=2\)"),
+    ("unknown overflow rule", GOOD.replace("{arm: closed_book}", "{arm: rag, retrieval: {overflow: drop}}"),
+     r"arms\[0\].retrieval.overflow: expected one of \['truncate', 'fail'\]"),
     ("arm_defaults of an unknown kind", GOOD + "arm_defaults: {ragg: {}}\n", r"p.yaml: arm_defaults.ragg: unknown arm kind"),
     ("bad study setting", GOOD.replace("[1, 2]}", "[2, 3]}"), r"p.yaml: study.bucket_starts: expected at least two"),
     ("unknown study key", GOOD.replace("study: {", "study: {bukets: 1, "), r"p.yaml: study.bukets: unknown key"),
@@ -118,19 +126,36 @@ def test_a_model_folder_that_would_fail_to_load(case, change, pattern, micro_poc
     _assert_refused(_run(tmp_path, GOOD.replace("name: pocket", f"name: {folder}")), capsys, pattern, tmp_path)
 
 
-@pytest.mark.parametrize("case,lines,pattern", [
-    ("malformed JSON line", ['{"id": "p1", "text": "a"}', "{not json"], r"corpus.jsonl:2: malformed JSON"),
-    ("not UTF-8", [b'{"id": "p1", "text": "caf\xe9"}'], r"corpus.jsonl:1: not UTF-8 text"),
+QA_LINE = '{"id": "q1", "question": "a?", "answers": ["a"], "gold_ids": ["p1"]}'
+
+
+@pytest.mark.parametrize("case,lines,qa_line,arms,pattern", [
+    ("malformed JSON line", ['{"id": "p1", "text": "a"}', "{not json"], QA_LINE, None, r"corpus.jsonl:2: malformed JSON"),
+    ("not UTF-8", [b'{"id": "p1", "text": "caf\xe9"}'], QA_LINE, None, r"corpus.jsonl:1: not UTF-8 text"),
+    ("a whole book on one line", ['{"id": "p1", "text": "%s"}' % ("word " * 220_000)], QA_LINE, None,
+     r"corpus.jsonl:1: passage text of 1,100,000 characters; at most 1,000,000"),
+    ("k larger than the corpus", ['{"id": "p1", "text": "a"}', '{"id": "p2", "text": "b"}'], QA_LINE,
+     "[{arm: rag, retrieval: {k: 3}}]", r"arms: rag: retrieval.k: 3 is more than the 2 chunks of .*corpus.jsonl"),
+    ("no items in the evaluated split", ['{"id": "p1", "text": "a"}'], QA_LINE[:-1] + ', "split": "train"}',
+     None, r"qa.jsonl: no QA items in data.eval_splits \['test'\] \(its splits: \['train'\]\)"),
 ])
-def test_bad_data_files(case, lines, pattern, tmp_path, capsys, no_model):
+def test_bad_data_files(case, lines, qa_line, arms, pattern, tmp_path, capsys, no_model):
     corpus, qa = tmp_path / "corpus.jsonl", tmp_path / "qa.jsonl"
     corpus.write_bytes(b"\n".join(l if isinstance(l, bytes) else l.encode() for l in lines) + b"\n")
-    qa.write_text('{"id": "q1", "question": "a?", "answers": ["a"], "gold_ids": ["p1"]}\n')
+    qa.write_text(qa_line + "\n")
     text = GOOD.replace("{world: {entities: 8},", f"{{corpus: {corpus}, qa: {qa},").replace("study: {bucket_starts: [1, 2]}\n", "")
+    if arms:
+        text = text.replace("arms: [{arm: closed_book}, {arm: lora, lora: {rank: 4, steps: 2}}]", f"arms: {arms}")
     path = tmp_path / "p.yaml"
     path.write_text(text)
     rc = main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"])
     _assert_refused(rc, capsys, pattern, tmp_path)
+
+
+def test_a_bad_split_for_the_squad_importer(tmp_path, capsys, no_model):
+    rc = main(["import-squad", str(Path(__file__).parent / "data" / "squad_sample.json"),
+               "--out", str(tmp_path / "out"), "--split", "train=2"])
+    _assert_refused(rc, capsys, r"error: --split: expected train=<share of articles", tmp_path)
 
 
 def test_a_results_folder_name_that_is_a_path(tmp_path, capsys, no_model):

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from bench.data.loaders import DataError, import_squad, load_dataset, read_passages, read_qa, write_jsonl
+from bench.data.loaders import DataError, load_dataset, read_passages, read_qa, write_jsonl
 from bench.data.world import WorldSpec, generate_world
 
 GOOD_P = {"id": "p1", "text": "Tavo Selin was born in 1843.", "doc_id": "d1"}
@@ -78,24 +78,3 @@ def test_a_failed_write_leaves_the_old_file(tmp_path):
         write_jsonl(path, records())
     assert path.read_text() == '{"a": 1}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
-
-
-def test_squad_import(tmp_path):
-    squad = {"data": [{"title": "T", "paragraphs": [{
-        "context": "Tavo Selin was born in 1843.",
-        "qas": [{"id": "a", "question": "When?", "answers": [{"text": "1843", "answer_start": 23}]},
-                {"id": "b", "question": "Where?", "answers": [], "is_impossible": True}]}]}]}
-    (tmp_path / "s.json").write_text(json.dumps(squad))
-    passages, items = import_squad(tmp_path / "s.json")
-    assert [p.text for p in passages] == ["Tavo Selin was born in 1843."]
-    assert items[0].answers == ["1843"] and items[0].gold_ids == [passages[0].id]
-    assert items[1].answers == [] and not items[1].answerable
-
-
-def test_squad_import_rejects_other_json(tmp_path):
-    (tmp_path / "s.json").write_text(json.dumps([1, 2]))
-    with pytest.raises(DataError, match="s.json: expected SQuAD format"):
-        import_squad(tmp_path / "s.json")
-    (tmp_path / "t.json").write_text('{"data": [{"paragraphs": [{"qas": []}]}]}')
-    with pytest.raises(DataError, match=r"data\[0\].paragraphs\[0\]: missing or empty 'context'"):
-        import_squad(tmp_path / "t.json")

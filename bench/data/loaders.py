@@ -9,6 +9,10 @@ from typing import Iterable
 from bench.data.schema import PASSAGE_FIELDS, QA_FIELDS, SPLITS, Passage, QAItem
 
 
+# a passage is a paragraph or a section; a line past this is a whole document pasted in
+MAX_PASSAGE_CHARS = 1_000_000
+
+
 class DataError(ValueError):
     """Bad input data; the message starts with `file:line:`."""
 
@@ -75,6 +79,10 @@ def read_passages(path: Path | str) -> list[Passage]:
         _check_fields(path, line_no, obj, PASSAGE_FIELDS)
         if not obj["id"].strip() or not obj["text"].strip():
             raise DataError(path, line_no, "'id' and 'text' must be non-empty")
+        if len(obj["text"]) > MAX_PASSAGE_CHARS:
+            raise DataError(path, line_no, f"passage text of {len(obj['text']):,} characters; at most "
+                                           f"{MAX_PASSAGE_CHARS:,}: split the document into passages "
+                                           f"(one per paragraph), then chunk with retrieval.chunking")
         if obj["id"] in first_line:
             raise DataError(path, line_no, f"duplicate passage id '{obj['id']}' "
                                            f"(first on line {first_line[obj['id']]})")
@@ -111,41 +119,6 @@ def read_qa(path: Path | str, passage_ids: Iterable[str] | None = None) -> list[
     if not items:
         raise DataError(path, None, "no QA items")
     return items
-
-
-def import_squad(path: Path | str) -> tuple[list[Passage], list[QAItem]]:
-    """SQuAD v1/v2 JSON -> passages (one per context paragraph) and QA items."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(path, None, "file not found") from None
-    except json.JSONDecodeError as e:
-        raise DataError(path, e.lineno, f"malformed JSON ({e.msg})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise DataError(path, None, "expected SQuAD format: an object with a 'data' list")
-    passages, items, seen_q = [], [], set()
-    for a, article in enumerate(data["data"]):
-        for p, para in enumerate(article.get("paragraphs", [])):
-            where = f"data[{a}].paragraphs[{p}]"
-            if not isinstance(para.get("context"), str) or not para["context"].strip():
-                raise DataError(path, None, f"{where}: missing or empty 'context'")
-            pid = f"{a}-{p}"
-            passages.append(Passage(id=pid, doc_id=str(article.get("title", a)), text=para["context"]))
-            for q, qa in enumerate(para.get("qas", [])):
-                if "question" not in qa or "id" not in qa:
-                    raise DataError(path, None, f"{where}.qas[{q}]: needs 'id' and 'question'")
-                qid = str(qa["id"])
-                if qid in seen_q:
-                    raise DataError(path, None, f"{where}.qas[{q}]: duplicate question id '{qid}'")
-                seen_q.add(qid)
-                answers = [] if qa.get("is_impossible") else \
-                    list(dict.fromkeys(ans["text"] for ans in qa.get("answers", [])))
-                items.append(QAItem(id=qid, question=qa["question"], answers=answers,
-                                    gold_ids=[pid] if answers else []))
-    if not passages:
-        raise DataError(path, None, "empty corpus: no paragraphs")
-    return passages, items
 
 
 def load_dataset(corpus: Path | str, qa: Path | str) -> tuple[list[Passage], list[QAItem]]:

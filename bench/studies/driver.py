@@ -40,6 +40,7 @@ class StudyRun:
     progress: bool = True
     timings: dict = field(default_factory=dict)      # seconds, filled by measure (or the manifest)
     extra: dict = field(default_factory=dict)        # more for the manifest, filled by measure
+    invocation: object = None                        # this run's line in the ledger (ledger.py)
 
 
 def model_slug(name: str) -> str:
@@ -91,12 +92,20 @@ def write_tables(tables: dict, folder: Path, exact: bool) -> None:
 
 def measure(run: StudyRun) -> None:
     """The measuring half: base tables into run.out, timings into run.timings."""
+    from bench.studies.ledger import Invocation
+
     start = time.perf_counter()
     run.out.mkdir(parents=True, exist_ok=True)
-    module = importlib.import_module(run.study.measure)
-    tables = module.measure(run)
-    write_tables(tables, run.out, exact=True)
-    run.timings = {"total": round(time.perf_counter() - start, 1), **run.timings}
+    with Invocation(run.out) as invocation:
+        module = importlib.import_module(run.study.measure)
+        tables = module.measure(run)
+        write_tables(tables, run.out, exact=True)
+    total = round(time.perf_counter() - start, 1)
+    run.timings = {"total": total, **run.timings}
+    if invocation.earlier:   # resumed: this run's clock misses the work it reused
+        run.timings["earlier_unfinished_runs"] = invocation.earlier
+        run.timings["total_with_earlier_runs"] = round(total + sum(r["seconds"] for r in invocation.earlier), 1)
+    run.invocation = invocation
 
 
 def read(run: StudyRun) -> Path:
@@ -136,10 +145,10 @@ def run_study(name: str, config=None, out=None, model: str | None = None, quick:
         from bench.models.checks import check_model
 
         check_model(run.cfg)   # weights, remote code, device, LoRA targets: before anything is written
-        if run.cfg.data.corpus:   # the user's files: every line checked (file:line errors) up front
-            from bench.data.loaders import load_dataset
+        if run.cfg.data.corpus:   # the user's files: every line checked (file:line errors), the
+            from bench.runner import preflight   # evaluated split and each k, all up front
 
-            load_dataset(run.cfg.data.corpus, run.cfg.data.qa)
+            preflight(run.cfg)
     with folder_lock(run.out):   # a second run on this folder refuses, naming this one's pid
         if report_only:
             run.timings = read_manifest(run.out).get("timings_seconds") or {}
@@ -148,6 +157,7 @@ def run_study(name: str, config=None, out=None, model: str | None = None, quick:
         write_run_manifest(run, with_verdicts=False)   # the reading half reads this run's manifest
         path = read(run)
         write_run_manifest(run)
+        run.invocation.clear()
         return path
 
 

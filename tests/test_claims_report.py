@@ -24,7 +24,7 @@ def test_interval_range_and_all_of_rules_at_their_edges():
     assert interval_verdict(0.0, 0.2) == INCONCLUSIVE          # touching zero is not above it
     assert interval_verdict(-0.2, -0.001) == CONTRADICTED
     assert interval_verdict(-0.2, 0.0) == INCONCLUSIVE
-    assert interval_verdict(NAN, 1.0) == INCONCLUSIVE
+    assert interval_verdict(NAN, 1.0) == "inconclusive (n=1)"     # no interval: one seed
     assert interval_verdict(0.03, 0.2, threshold=0.05) == INCONCLUSIVE   # above 0, not above 5
     assert interval_verdict(-0.2, -0.06, threshold=0.05) == CONTRADICTED
     assert range_verdict(120, 250, 100, 300) == SUPPORTED
@@ -32,7 +32,7 @@ def test_interval_range_and_all_of_rules_at_their_edges():
     assert range_verdict(20, 30, 100, 300) == CONTRADICTED
     assert range_verdict(310, 400, 100, 300) == CONTRADICTED
     assert range_verdict(90, 150, 100, 300) == INCONCLUSIVE
-    assert range_verdict(NAN, NAN, 100, 300) == INCONCLUSIVE
+    assert range_verdict(NAN, NAN, 100, 300) == "inconclusive (n=1)"
     assert all_of([SUPPORTED, SUPPORTED]) == SUPPORTED
     assert all_of([SUPPORTED, INCONCLUSIVE]) == INCONCLUSIVE
     assert all_of([INCONCLUSIVE, CONTRADICTED, SUPPORTED]) == CONTRADICTED
@@ -267,14 +267,17 @@ def test_results_from_another_pocket_checkpoint_are_flagged_stale(tmp_path, monk
 
 
 def test_one_seed_gives_no_interval_and_no_verdict():
-    from bench.report.claims import ONE_SEED, fmt_ci
+    from bench.report.claims import ONE_SEED, ONE_SEED_VERDICT, all_of, fmt_ci, range_verdict
     from bench.report.tables import mean_ci, paired
 
     m, lo, hi, n = mean_ci([0.95])
     assert (m, n) == (0.95, 1) and math.isnan(lo) and math.isnan(hi)
     assert fmt_ci(m, lo, hi) == f"95.0 {ONE_SEED}"
-    assert interval_verdict(lo, hi) == INCONCLUSIVE
+    assert interval_verdict(lo, hi) == ONE_SEED_VERDICT == "inconclusive (n=1)"
+    assert range_verdict(lo, hi, 0.1, 0.3) == ONE_SEED_VERDICT
+    assert all_of([SUPPORTED, ONE_SEED_VERDICT]) == ONE_SEED_VERDICT
+    assert all_of([CONTRADICTED, ONE_SEED_VERDICT]) == CONTRADICTED
     assert mean_ci([0.5, 0.5])[1:3] == (0.5, 0.5)          # equal seeds: a zero-width interval
     per_seed = pd.DataFrame({"arm": ["a", "b"], "seed": [0, 0], "x": [1.0, 0.0]})
     diff = paired(per_seed, "a", "b", "x")
-    assert diff[0] == 1.0 and math.isnan(diff[1]) and interval_verdict(diff[1], diff[2]) == INCONCLUSIVE
+    assert diff[0] == 1.0 and math.isnan(diff[1]) and interval_verdict(diff[1], diff[2]) == ONE_SEED_VERDICT

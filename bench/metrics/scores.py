@@ -133,6 +133,23 @@ def bleu(prediction: str, answers: Sequence[str]) -> float:
                for g in references(answers))
 
 
+# What a report's table header calls each answer metric: the variant, so a reader can set it
+# beside an article's figure (the README's metrics section has the full definitions).
+HEADERS = {
+    "exact_match": "EM (SQuAD-normalised)",
+    "token_f1": "F1 (SQuAD tokens)",
+    "rouge1": "ROUGE-1 F (rouge-score, best gold)",
+    "rouge2": "ROUGE-2 F (rouge-score, best gold)",
+    "rougeL": "ROUGE-L F (rouge-score, best gold)",
+    "bleu": "BLEU (mean sentence BLEU, exp smoothing, best gold)",
+    "corpus_bleu": "corpus BLEU (sacrebleu, all golds)",
+}
+
+
+def header(metric: str) -> str:
+    return HEADERS.get(metric, metric)
+
+
 def corpus_bleu(predictions: Sequence[str], answers: Sequence[Sequence[str]]) -> float:
     """Corpus BLEU 0-100 (sacrebleu defaults: 13a tokens, exp smoothing) of normalised text,
     every gold a reference: the standard MT figure, set beside the mean sentence BLEU above,

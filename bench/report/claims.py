@@ -16,8 +16,9 @@ from pathlib import Path
 SUPPORTED = "supported"
 CONTRADICTED = "contradicted"
 INCONCLUSIVE = "inconclusive at this model scale"
+ONE_SEED_VERDICT = "inconclusive (n=1)"    # one seed: no interval to judge by
 NOT_RUN = "not run"
-VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_RUN)
+VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, ONE_SEED_VERDICT, NOT_RUN)
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,10 @@ def fmt_ci(mean: float, lo: float, hi: float, scale: float = 100.0, unit: str = 
 
 def interval_verdict(lo: float, hi: float, threshold: float = 0.0) -> str:
     """The usual rule: the 95% CI of (claimed-better minus claimed-worse) lies above the
-    threshold -> supported; below minus the threshold -> contradicted; else inconclusive."""
+    threshold -> supported; below minus the threshold -> contradicted; else inconclusive. No
+    interval (one seed) -> "inconclusive (n=1)"."""
     if math.isnan(lo) or math.isnan(hi):
-        return INCONCLUSIVE
+        return ONE_SEED_VERDICT
     if lo > threshold:
         return SUPPORTED
     if hi < -threshold:
@@ -85,9 +87,9 @@ def results_present(results_dir: Path, *files: str) -> bool:
 
 def range_verdict(lo: float, hi: float, low: float, high: float) -> str:
     """A quoted range [low, high]: the 95% CI inside it -> supported; entirely outside it ->
-    contradicted; overlapping an edge (or NaN) -> inconclusive."""
+    contradicted; overlapping an edge -> inconclusive; no interval (one seed) -> inconclusive (n=1)."""
     if math.isnan(lo) or math.isnan(hi):
-        return INCONCLUSIVE
+        return ONE_SEED_VERDICT
     if low <= lo and hi <= high:
         return SUPPORTED
     if hi < low or lo > high:
@@ -103,7 +105,9 @@ def all_of(verdicts) -> str:
         return NOT_RUN
     if CONTRADICTED in verdicts:
         return CONTRADICTED
-    return SUPPORTED if all(v == SUPPORTED for v in verdicts) else INCONCLUSIVE
+    if all(v == SUPPORTED for v in verdicts):
+        return SUPPORTED
+    return ONE_SEED_VERDICT if ONE_SEED_VERDICT in verdicts else INCONCLUSIVE
 
 
 def read_manifest(results_dir: Path) -> dict:

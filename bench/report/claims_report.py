@@ -29,10 +29,10 @@ def topics() -> list[tuple[str, str, str]]:
 INTRO = ("Each row is one claim of the articles, the experiment that tests it, the numbers it measured "
          "(means over seeds with 95% CIs) and a verdict computed by code from the saved tables by the "
          "rule shown in the experiment's section: supported, contradicted, inconclusive at this model "
-         "scale, or not run (no saved results). Every plot below was redrawn from the saved tables; "
+         "scale, inconclusive (n=1) (one seed: no interval), or not run (no saved results). Every plot below was redrawn from the saved tables; "
          "no model ran to write this report.")
 COLOURS = {"supported": "#1a7f37", "contradicted": "#cf222e", "inconclusive at this model scale": "#9a6700",
-           "not run": "#6e7781"}
+           "inconclusive (n=1)": "#9a6700", "not run": "#6e7781"}
 CSS = """body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#1f2328}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #d0d7de;padding:4px 8px;
 vertical-align:top;text-align:left}th{background:#f6f8fa}.v{font-weight:600;white-space:nowrap}

@@ -15,12 +15,15 @@ import pandas as pd
 
 from bench.report.claims import (Claim, NOT_RUN, all_of, arm_names, interval_text, interval_verdict,
                                  markdown_rows, not_run, read_manifest, results_present)
+from bench.metrics.scores import header
 from bench.report.tables import lookup, paired_difference
 
 REPORTED = {"rougeL": ("ROUGE", 16.0), "bleu": ("BLEU", 15.0)}   # Lakatos et al. 2024, in %
 HYBRID_METRICS = ("exact_match", "rougeL")
-COLUMNS = [("exact_match", "EM", 100), ("token_f1", "F1", 100), ("rouge1", "ROUGE-1", 100),
-           ("rougeL", "ROUGE-L", 100), ("bleu", "BLEU", 1), ("semantic_similarity", "sem. sim.", 100),
+COLUMNS = [("exact_match", header("exact_match"), 100), ("token_f1", header("token_f1"), 100),
+           ("rouge1", header("rouge1"), 100), ("rougeL", header("rougeL"), 100),
+           ("bleu", header("bleu"), 1), ("corpus_bleu", header("corpus_bleu"), 1),
+           ("semantic_similarity", "sem. sim.", 100),
            ("hallucinated", "halluc. %", 100), ("abstained", "abstain %", 100),
            ("faithfulness", "faithful %", 100), ("recall_at_k", "recall@k %", 100),
            ("t_total", "ms/query", 1000)]
@@ -96,9 +99,15 @@ def claim_section(table, summary, rag: str, lora: str) -> list[str]:
            "| metric | rag | lora | rag - lora | relative | reported | verdict (rag > lora) |",
            "|---|---|---|---|---|---|---|"]
     for metric, label, reported, scale, a, b, rel, diff in lakatos_rows(table, summary, rag, lora):
-        out.append(f"| {label} ({metric}) | {a * scale:.1f} | {b * scale:.1f} | "
+        out.append(f"| {header(metric)} | {a * scale:.1f} | {b * scale:.1f} | "
                    f"{_diff_text(diff, scale).replace(' points', '')} | {rel} | +{reported:.0f}% | "
                    f"{verdict(diff)} |")
+    out += ["", f"The BLEU judged is the mean sentence BLEU (normalised text, effective n-gram order, "
+                f"exp smoothing, best single gold); the article does not name its variant. Corpus BLEU "
+                f"(sacrebleu's standard, every gold a reference) over the same answers: {rag} "
+                f"{fmt(summary, rag, 'corpus_bleu', 1)}, {lora} {fmt(summary, lora, 'corpus_bleu', 1)}; "
+                f"it needs 4-grams, so answers of one to three words score 0 unless some answers in "
+                f"the run are longer."]
     return out
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from bench.metrics.scores import header
 from bench.report.claims import (CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED, Claim, arm_names, fmt_ci,
                                  markdown_rows, not_run, results_present)
 from bench.report.plots import _save
@@ -84,7 +85,7 @@ def report_md(results_dir: Path, run) -> str:
     """report.md from summary.csv and the run's config."""
     cfg = run.cfg
     summary = pd.read_csv(results_dir / SUMMARY_CSV)
-    table = ["| arm | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
+    table = ["| arm | " + " | ".join(header(m) for m in METRICS) + " |", "|---|" + "---|" * len(METRICS)]
     for arm in dict.fromkeys(summary["arm"]):
         srow = summary[summary["arm"] == arm].set_index("metric")
         table.append(f"| {arm} | " + " | ".join(

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.report.claims import INCONCLUSIVE, Claim, fmt_ci, interval_verdict, markdown_rows, not_run, results_present
+from bench.report.claims import ONE_SEED_VERDICT, Claim, fmt_ci, interval_verdict, markdown_rows, not_run, results_present
 from bench.report.plots import _save
 from bench.report.tables import arm_of_kind, mean_ci, paired, seed_ci
 
@@ -121,7 +121,7 @@ def summarize(cells: pd.DataFrame) -> pd.DataFrame:
 # -- claims and plots from saved tables -------------------------------------------------------
 def verdict(lo: float, hi: float, n: int) -> str:
     """interval_verdict, but one seed gives no interval: inconclusive."""
-    return interval_verdict(lo, hi) if n >= 2 else INCONCLUSIVE
+    return interval_verdict(lo, hi) if n >= 2 else ONE_SEED_VERDICT
 
 
 def _ci(cells: pd.DataFrame, arm: str, metric: str) -> str:

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bench.report.claims import INCONCLUSIVE, Claim, fmt_ci, interval_verdict, markdown_rows, not_run, results_present
+from bench.report.claims import ONE_SEED_VERDICT, Claim, fmt_ci, interval_verdict, markdown_rows, not_run, results_present
 from bench.report.plots import _save
 from bench.report.tables import mean_ci, paired, seed_ci, summarize_wide
 
@@ -86,7 +86,7 @@ def claims(results_dir: Path) -> list[Claim]:
         measured += (f"; on facts in its training data {taught} value EM "
                      f"{_ci(train, taught, 'value_em')}%")
     return [Claim(EXPERIMENT, CLAIM_TEXT, EXPERIMENT, measured,
-                  interval_verdict(lo, hi) if n >= 2 else INCONCLUSIVE,
+                  interval_verdict(lo, hi) if n >= 2 else ONE_SEED_VERDICT,
                   f"95% CI over seeds of ({taught}, format taught by LoRA on JSON targets) minus "
                   f"({prompted}, format asked for in the prompt) schema-conforming output rate on "
                   f"held-out questions: above 0 -> supported, below 0 -> contradicted, else (or with "

@@ -150,6 +150,11 @@ def header(metric: str) -> str:
     return HEADERS.get(metric, metric)
 
 
+# set under a table whose columns say "EM" for short
+EM_LEGEND = ("EM: exact match after SQuAD normalisation (lower case; punctuation, articles and "
+             "extra spaces removed), against the best gold answer; see the README's Metrics section.")
+
+
 def corpus_bleu(predictions: Sequence[str], answers: Sequence[Sequence[str]]) -> float:
     """Corpus BLEU 0-100 (sacrebleu defaults: 13a tokens, exp smoothing) of normalised text,
     every gold a reference: the standard MT figure, set beside the mean sentence BLEU above,

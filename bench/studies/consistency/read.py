@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bench.metrics.scores import EM_LEGEND
 from bench.report.claims import ONE_SEED_VERDICT, Claim, fmt_ci, interval_verdict, markdown_rows, not_run, results_present
 from bench.report.plots import _save
 from bench.report.tables import arm_of_kind, mean_ci, paired, seed_ci
@@ -247,7 +248,7 @@ def _table_md(summary: pd.DataFrame, split: str, temps) -> str:
         s = summary[summary["arm"] == arm].set_index("metric")
         vals = [fmt_ci(*s.loc[m, ["mean", "ci_low", "ci_high"]]) if m in s.index else "n/a" for m, _ in cols]
         lines.append(f"| {arm} | " + " | ".join(vals) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + ["", EM_LEGEND])
 
 
 def report(results_dir: Path, cfg, timings: dict) -> str:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.metrics.scores import EM_LEGEND
 from bench.report.claims import fmt_ci, markdown_rows, results_present
 from bench.studies.data_scaling.read import EVAL_SETS, claims, curve_table, load_cells
 
@@ -96,7 +97,7 @@ def curve_markdown(curve: pd.DataFrame) -> list[str]:
                      f"{ci(g, 'exact_match', 'reworded')} | {ci(g, 'em_gain_vs_closed_book', 'reworded')} | "
                      f"{ci(g, 'exact_match', 'trained')} | {ci(g, 'exact_match', 'test')} | "
                      f"{ci(g, 'em_gain_vs_closed_book', 'test')} |")
-    return lines
+    return lines + ["", EM_LEGEND]
 
 
 def report_md(cfg, s, out: Path, quick: bool) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from bench.metrics.scores import EM_LEGEND
 from bench.report.claims import Claim, fmt_ci, interval_verdict, markdown_rows, not_run, results_present
 from bench.report.plots import _save
 from bench.report.tables import paired
@@ -161,7 +162,7 @@ def _table(wide: pd.DataFrame) -> str:
                  str(int(r["rank"])) if r["rank"] else "-"]
         cells += [fmt_ci(r[c], r[f"{c}_lo"], r[f"{c}_hi"]) for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + ["", EM_LEGEND])
 
 
 def tradeoff(wide: pd.DataFrame) -> str:

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from bench.metrics.scores import EM_LEGEND
 from bench.report.claims import ONE_SEED_VERDICT, Claim, fmt_ci, interval_verdict, markdown_rows, not_run, results_present
 from bench.report.plots import _save
 from bench.report.tables import mean_ci, paired, seed_ci, summarize_wide
@@ -137,7 +138,7 @@ def _table_md(summary: pd.DataFrame, cells: pd.DataFrame, split: str) -> str:
         vals = [fmt_ci(*s.loc[f"{split}:{m}", ["mean", "ci_low", "ci_high"]]) if f"{split}:{m}" in s.index
                 else "n/a" for m in METRICS]
         lines.append(f"| {arm} | {source.get(arm, '?')} | " + " | ".join(vals) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + ["", EM_LEGEND])
 
 
 def _examples_md(results_dir: Path) -> list[str]:

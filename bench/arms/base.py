@@ -42,7 +42,6 @@ class RetrievalSettings:
     overflow: str = field(default="truncate", metadata=KEY_OMIT_DEFAULT)
 
     def validate(self, where: str) -> None:
-        from bench.config import ConfigError
         from bench.retrieval.chunking import check_chunking
         from bench.retrieval.store import SEARCH_MODES
 
@@ -131,6 +130,7 @@ class Arm:
         self.generator: Generator | None = None
         self.store = None
         self.embedder = None
+        self.prompts_seen = self.truncated = 0    # prompts answered; cut to fit the context
 
     # -- lifecycle ---------------------------------------------------------------------------
     def prepare(self) -> dict:
@@ -189,7 +189,7 @@ class Arm:
             return
         limit = window - self.generator.answer_budget()
         counts = self.generator.count_tokens(prompts)
-        self.prompts_seen = getattr(self, "prompts_seen", 0) + len(prompts)
+        self.prompts_seen += len(prompts)
         for i, n in enumerate(counts):
             if n <= limit:
                 continue
@@ -201,7 +201,7 @@ class Arm:
                     + ("; set retrieval.overflow: truncate, or chunk the corpus smaller "
                        "(retrieval.chunking: sentences)" if self.retrieves else ""))
             prompts[i] = self._truncate(items[i].question, answers[i], limit)
-            self.truncated = getattr(self, "truncated", 0) + 1
+            self.truncated += 1
             if self.truncated == 1:
                 print(f"warning: {self.kind}: a prompt of {n} tokens exceeds the model's {window}-token "
                       f"context less the answer's {window - limit}; passages are truncated to fit "
@@ -230,7 +230,7 @@ class Arm:
         return self.prompt(question, passages)
 
     def report_overflow(self) -> None:
-        if getattr(self, "truncated", 0):
+        if self.truncated:
             print(f"warning: {self.kind}: {self.truncated} of {self.prompts_seen} prompts were "
                   f"truncated to the model's context", file=sys.stderr, flush=True)
 

@@ -140,13 +140,11 @@ class VectorStore:
         # another run building this collection holds the lock; once it is ours, an incomplete
         # collection is one whose builder died, and is rebuilt
         with entry_lock(root, name):   # lock files in <root>/locks, beside chroma's own files
-            store = cls._open_or_build(chunks, embedder, root, name, chunking, progress, embeddings)
-        store.search_mode = search
-        return store
+            return cls._open_or_build(chunks, embedder, root, name, chunking, progress, embeddings, search)
 
     @classmethod
     def _open_or_build(cls, chunks, embedder, root: Path, name: str, chunking: str, progress: bool,
-                       embeddings) -> "VectorStore":
+                       embeddings, search: str) -> "VectorStore":
         from chromadb.errors import NotFoundError
         from tqdm.auto import tqdm
 
@@ -159,7 +157,7 @@ class VectorStore:
         if col is not None:
             meta = dict(col.metadata or {})
             if meta.get("complete") and not meta.get("mutated") and col.count() == len(chunks):
-                return cls(client, col, embedder, root, meta, time.perf_counter() - t0, True)
+                return cls(client, col, embedder, root, meta, time.perf_counter() - t0, True, search)
             client.delete_collection(name)  # interrupted or edited: rebuild from scratch
 
         meta = {"complete": False, "chunking": chunking, "embedder": embedder.name,
@@ -182,7 +180,7 @@ class VectorStore:
         meta.update(complete=True, embed_seconds=(t1 - t0) if embeddings is None else 0.0,
                     index_seconds=t2 - t1, build_seconds=t2 - t0)
         col.modify(metadata=meta)
-        return cls(client, col, embedder, root, meta, t2 - t0, False)
+        return cls(client, col, embedder, root, meta, t2 - t0, False, search)
 
     def exact(self) -> bool:
         return self.search_mode == "exact" or (self.search_mode == "auto"
@@ -215,38 +213,33 @@ class VectorStore:
         if not queries:
             return [], []
         n = min(int(k), self.count())
-        if self.exact():
-            t0 = time.perf_counter()
-            emb = self.embedder.encode(list(queries))
-            t1 = time.perf_counter()
-            results = self._search_exact(emb, n) if n > 0 else [[] for _ in queries]
-            t2 = time.perf_counter()
-            timing = QueryTiming((t1 - t0) / len(queries), (t2 - t1) / len(queries))
-            return results, [timing for _ in queries]
-        # fetch spare candidates so ties (the same sentence in two documents) break by chunk id,
-        # not by the order the index happened to visit them
-        fetch = min(max(2 * n, n + 8), self.count())
         t0 = time.perf_counter()
         emb = self.embedder.encode(list(queries))
         t1 = time.perf_counter()
-        results: list[list[Hit]] = []
         if n <= 0:
             results = [[] for _ in queries]
         else:
-            for i in range(0, len(queries), self._max_batch):
-                res = self.collection.query(query_embeddings=emb[i:i + self._max_batch],
-                                            n_results=fetch,
-                                            include=["documents", "metadatas", "distances"])
-                for ids, docs, metas, dists in zip(res["ids"], res["documents"],
-                                                   res["metadatas"], res["distances"]):
-                    hits = [Hit(cid, doc, tuple(json.loads(m["passage_ids"])), 1.0 - float(d))
-                            for cid, doc, m, d in zip(ids, docs, metas, dists)]
-                    hits.sort(key=lambda h: (-round(h.score, 5), h.chunk_id))
-                    results.append(hits[:n])
+            results = self._search_exact(emb, n) if self.exact() else self._search_hnsw(emb, n)
         t2 = time.perf_counter()
         q = len(queries)
         timing = QueryTiming((t1 - t0) / q, (t2 - t1) / q)
         return results, [timing for _ in queries]
+
+    def _search_hnsw(self, emb: np.ndarray, n: int) -> list[list[Hit]]:
+        # fetch spare candidates so ties (the same sentence in two documents) break by chunk id,
+        # not by the order the index happened to visit them
+        fetch = min(max(2 * n, n + 8), self.count())
+        results: list[list[Hit]] = []
+        for i in range(0, len(emb), self._max_batch):
+            res = self.collection.query(query_embeddings=emb[i:i + self._max_batch], n_results=fetch,
+                                        include=["documents", "metadatas", "distances"])
+            for ids, docs, metas, dists in zip(res["ids"], res["documents"],
+                                               res["metadatas"], res["distances"]):
+                hits = [Hit(cid, doc, tuple(json.loads(m["passage_ids"])), 1.0 - float(d))
+                        for cid, doc, m, d in zip(ids, docs, metas, dists)]
+                hits.sort(key=lambda h: (-round(h.score, 5), h.chunk_id))
+                results.append(hits[:n])
+        return results
 
     def _flag_mutated(self) -> None:
         # an exact index is part of the update: reloaded here, inside the update's timing

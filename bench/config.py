@@ -117,8 +117,22 @@ class ModelConfig:
     merge_adapter: bool = field(default=False, metadata=KEY_OMIT_DEFAULT)
     # torch intra-op threads while this run's arms answer and train; 0 = torch's default
     threads: int = field(default=0, metadata=KEY_OMIT_DEFAULT)
+    # instruct models: prompts through the tokenizer's chat template (bench.models.chat):
+    # auto (when it has one), on, off; `demos` worked turns (0-4) go before the question
+    chat: str = field(default="auto", metadata=KEY_OMIT_DEFAULT)
+    demos: int = field(default=4, metadata=KEY_OMIT_DEFAULT)
+    # bf16 where the device supports it (a GPU); CPU runs stay float32
+    dtype: str = field(default="auto", metadata=KEY_OMIT_DEFAULT)
 
     def validate(self, where: str) -> None:
+        from bench.models.chat import CHAT_MODES, CONTEXT_DEMOS
+
+        if self.chat not in CHAT_MODES:
+            raise ConfigError(f"{where}.chat: expected one of {list(CHAT_MODES)}, got {self.chat!r}")
+        if not 0 <= self.demos <= len(CONTEXT_DEMOS):
+            raise ConfigError(f"{where}.demos: expected 0 to {len(CONTEXT_DEMOS)}, got {self.demos}")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"{where}.dtype: expected one of {list(DTYPES)}, got {self.dtype!r}")
         for key in ("max_new_tokens", "batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{where}.{key}: expected >= 1, got {getattr(self, key)}")
@@ -129,6 +143,9 @@ class ModelConfig:
             raise ConfigError(f"{where}.temperature: expected 0 (greedy) <= x <= 5, got {self.temperature}")
         if self.threads < 0:
             raise ConfigError(f"{where}.threads: expected 0 (torch default) or a positive count, got {self.threads}")
+
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ class Job:
         return f"{self.arm.name}{self.tag}-s{self.seed}"
 
     def key(self) -> str:
+        from bench.models.chat import chat_identity
         from bench.models.resolve import model_identity
 
         parts = {"code": ANSWER_CODE_VERSION, "kind": self.arm.arm, "settings": key_dict(self.arm.settings),
@@ -56,6 +57,9 @@ class Job:
                  "model_identity": model_identity(self.model.name)}
         if self.view is not None:
             parts["view"] = self.view
+        chat = chat_identity(self.model)   # an instruct model's system message and demonstrations
+        if chat is not None:
+            parts["chat"] = chat
         return content_hash(parts, n=12)
 
     def log_path(self, out_dir: Path) -> Path:

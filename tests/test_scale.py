@@ -91,6 +91,9 @@ class StubGenerator:
         words = [p.split("\n")[1].rstrip(".").split()[-1] for p in prompts]
         return [Generation(w, 1, 1, 0.0) for w in words]
 
+    def wrap(self, prompt, with_context):
+        return prompt      # no chat template
+
     def context_length(self):
         return None        # no window: prompts are not checked
 

@@ -52,10 +52,13 @@ def trained_items(data: TrainingData, dataset: Dataset, seed: int):
     return train
 
 
-def training_examples(data: TrainingData, dataset: Dataset, seed: int, answer_style: str = "value"):
+def training_examples(data: TrainingData, dataset: Dataset, seed: int, answer_style: str = "value",
+                      chat=None):
     """(examples, replay examples) as (prompt, target) pairs; only 'train' items are used.
     Reading replay answers in the model's `answer_style` (a quote-style model quotes the gold
-    passage first), so an adapter does not teach the model a second way to read."""
+    passage first), so an adapter does not teach the model a second way to read. With a chat
+    format (an instruct model: bench.models.chat.ChatFormat) every QA prompt is wrapped in the
+    same chat turns the arm asks in; documents stay plain text."""
     examples: list[tuple[str, str]] = []
     if data.documents:
         docs: dict[str, list[str]] = {}
@@ -86,6 +89,9 @@ def training_examples(data: TrainingData, dataset: Dataset, seed: int, answer_st
                 reply = quoted_completion(gold[0], reply.strip(), (q.meta or {}).get("entity"))
             rng.shuffle(context)
             replay.append((context_prompt(q.question, context), reply))
+    if chat is not None:
+        examples = [(chat.wrap(p, False), chat.target(t)) if p else (p, t) for p, t in examples]
+        replay = [(chat.wrap(p, True), chat.target(t)) for p, t in replay]
     return examples, replay
 
 
@@ -95,7 +101,7 @@ def attach_adapter(generator, settings, env) -> dict:
     from bench.locks import entry_lock
 
     examples, replay = training_examples(settings.training, env.dataset, env.seed,
-                                         generator.answer_style)
+                                         generator.answer_style, generator.chat)
     if not examples:
         raise ValueError(f"{env.dataset.name}: no training examples (no documents and no train split)")
     lora = replace(settings.lora, seed=env.seed,

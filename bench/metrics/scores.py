@@ -80,6 +80,15 @@ def exact_match(prediction: str, answers: Sequence[str]) -> float:
     return _em(prediction, references(answers))
 
 
+@register_metric("contains", ("prediction", "answers"),
+                 "1 if a normalised gold answer occurs, as whole words, in the normalised prediction")
+def contains(prediction: str, answers: Sequence[str]) -> float:
+    # PopQA-style accuracy (Mallen et al. 2023): fair to a model that answers in a sentence
+    # ("Buban Taze is a painter."), where EM scores 0. Whole words: "red" is not in "reddish".
+    pred = f" {normalize_answer(prediction)} "
+    return float(any(f" {g} " in pred for g in map(normalize_answer, references(answers)) if g))
+
+
 def _f1(pred_tokens: list[str], gold_tokens: list[str]) -> float:
     if not pred_tokens or not gold_tokens:  # SQuAD rule: both empty -> 1, one empty -> 0
         return float(pred_tokens == gold_tokens)
@@ -137,6 +146,7 @@ def bleu(prediction: str, answers: Sequence[str]) -> float:
 # beside an article's figure (the README's metrics section has the full definitions).
 HEADERS = {
     "exact_match": "EM (SQuAD-normalised)",
+    "contains": "contains (gold in answer, SQuAD-normalised)",
     "token_f1": "F1 (SQuAD tokens)",
     "rouge1": "ROUGE-1 F (rouge-score, best gold)",
     "rouge2": "ROUGE-2 F (rouge-score, best gold)",

@@ -51,6 +51,11 @@ def check_model(cfg: ExperimentConfig) -> None:
     if config.get("auto_map") and not cfg.model.trust_remote_code:
         raise ConfigError(f"{folder}/config.json: the model runs code of its own (auto_map); set "
                           f"{where}.trust_remote_code: true if you trust that code")
+    from bench.models.chat import template_in_folder
+
+    if cfg.model.chat == "on" and not template_in_folder(folder):
+        raise ConfigError(f"{where}.chat: on, but {cfg.model.name}'s tokenizer has no chat template "
+                          f"(use auto or off)")
     modules = weight_modules(folder)
     if modules is None:
         raise ModelNotFound(f"{folder}: no *.safetensors weights (only safetensors are loaded; "

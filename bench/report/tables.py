@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-QUALITY = ["exact_match", "token_f1", "rouge1", "rouge2", "rougeL", "bleu", "semantic_similarity",
+QUALITY = ["exact_match", "contains", "token_f1", "rouge1", "rouge2", "rougeL", "bleu", "semantic_similarity",
            "hallucinated", "abstained", "faithfulness", "recall_at_k"]
 COST = ["t_embed", "t_search", "t_prompt", "t_generate", "t_total", "prompt_tokens",
         "completion_tokens"]

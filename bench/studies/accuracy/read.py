@@ -20,7 +20,8 @@ from bench.report.tables import lookup, paired_difference
 
 REPORTED = {"rougeL": ("ROUGE", 16.0), "bleu": ("BLEU", 15.0)}   # Lakatos et al. 2024, in %
 HYBRID_METRICS = ("exact_match", "rougeL")
-COLUMNS = [("exact_match", header("exact_match"), 100), ("token_f1", header("token_f1"), 100),
+COLUMNS = [("exact_match", header("exact_match"), 100), ("contains", header("contains"), 100),
+           ("token_f1", header("token_f1"), 100),
            ("rouge1", header("rouge1"), 100), ("rougeL", header("rougeL"), 100),
            ("bleu", header("bleu"), 1), ("corpus_bleu", header("corpus_bleu"), 1),
            ("semantic_similarity", "sem. sim.", 100),

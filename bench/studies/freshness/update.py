@@ -144,7 +144,8 @@ def continue_update(generator, training, v: Versions, settings: ContinueSettings
     adapter keeps the seconds measured when it was trained, flagged update_cached)."""
     from bench.arms.adapter import training_examples
 
-    examples, replay = training_examples(training, delta_dataset(v), v.seed, generator.answer_style)
+    examples, replay = training_examples(training, delta_dataset(v), v.seed, generator.answer_style,
+                                         generator.chat)
     key = content_hash({"v1_adapter": v1_key, "examples": examples, "replay": replay,
                         "settings": vars(settings), "seed": v.seed})
     folder = Path(cache_dir) / "adapters" / f"continue-{key}"

@@ -13,7 +13,7 @@ MODEL ?=
 STUDY := $(PY) -m bench study
 FLAGS := $(if $(MODEL),--model $(MODEL))
 
-.PHONY: all setup test pocket-model pocket-model-if-stale probes accuracy latency cost coldstart freshness scale scale-100k \
+.PHONY: all setup test pocket-model pocket-model-if-stale probes accuracy latency cost coldstart freshness scale scale-100k real \
 	hallucination consistency format data-scaling forgetting popularity lora-params report world clean-caches
 
 ## all: the main job: every experiment that exists, on the offline default
@@ -100,6 +100,15 @@ popularity: pocket-model-if-stale
 ## lora-params: trainable parameters and adapter size by rank and target modules; results/lora-params/
 lora-params: pocket-model-if-stale
 	$(STUDY) lora-params $(FLAGS)
+
+## real: the real-model profile on SmolLM2-135M-Instruct (REAL_MODEL=...): accuracy, hallucination,
+## forgetting (general knowledge), popularity, consistency, cost, latency, sized by
+## experiments/models/<model>.yaml, then the claims report; results/<model>/<study>/, timed in
+## results/<model>/profile.json
+REAL_MODEL ?= smollm2-135m
+real: setup
+	$(PY) -m bench profile $(REAL_MODEL)
+	$(PY) -m bench report
 
 ## report: the claims report from saved results (no model runs); results/report.md and .html
 report: setup

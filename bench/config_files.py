@@ -12,6 +12,9 @@ The dialect, one for every study:
     study: {...}                          # the study's own settings (its Settings dataclass)
     quick: {seeds, entities, max_items, lora_steps, study}   # the small setting (--quick)
 
+A model with a profile (experiments/models/<model>.yaml, e.g. smollm2-135m) gets it merged over
+the study's settings before the quick patch: `all:` for every study, `studies: {<name>: ...}`.
+
 Merging: mappings merge key by key (the including file wins), anything else (lists, scalars)
 is replaced whole. `quick:` is checked strictly whether or not --quick is given.
 """
@@ -120,8 +123,44 @@ def load_config_raw(path: Path | str, quick: bool = False,
     path = Path(path)
     raw = load_raw(path)
     patch = build(QuickPatch, raw.pop("quick", None), f"{path}: quick")
-    if quick:
-        raw = apply_quick(raw, patch, f"{path}: quick")
     if model is not None:
         raw["model"] = {**(raw.get("model") or {}), "name": model}
+    raw = apply_profile(raw, (raw.get("model") or {}).get("name"))
+    if quick:
+        raw = apply_quick(raw, patch, f"{path}: quick")
     return raw, patch if quick else None
+
+
+PROFILES = Path(__file__).resolve().parents[1] / "experiments" / "models"
+
+
+def profile_path(model: str | None) -> Path | None:
+    """experiments/models/<model>.yaml: how the studies are sized for a model (a real model
+    on two CPU cores cannot run the pocket model's worlds and steps), or None."""
+    if not model or "/" in model or model.startswith("."):
+        return None
+    path = PROFILES / f"{model}.yaml"
+    return path if path.is_file() else None
+
+
+def apply_profile(raw: dict, model: str | None) -> dict:
+    """The model's profile merged over the study's settings: `all:` for every study, then the
+    section named after the study (`name:`). A study without a synthetic world gets no `world`."""
+    path = profile_path(model)
+    if path is None:
+        return raw
+    profile = read_yaml(path)
+    unknown = sorted(set(profile) - {"all", "studies"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r}; expected all, studies")
+    studies = profile.get("studies") or {}
+    if not isinstance(studies, dict):
+        raise ConfigError(f"{path}: studies: expected a mapping of study name -> settings")
+    for section in (profile.get("all") or {}, studies.get(raw.get("name"), {})):
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings, got {section!r}")
+        section = copy.deepcopy(section)
+        if "world" in (section.get("data") or {}) and not (raw.get("data") or {}).get("world"):
+            del section["data"]["world"]   # the user's own files: nothing to size
+        raw = deep_merge(raw, section)
+    return raw

@@ -60,8 +60,12 @@ def test_bad_study_settings_fail_with_their_key(tmp_path):
     bad.write_text(text.replace("background_items: 200", "background_itmes: 200"))
     with pytest.raises(ConfigError, match=r"study.background_itmes: unknown key"):
         load(bad)
-    bad.write_text(text + "model: {name: gpt2}\n")
-    with pytest.raises(ConfigError, match=r"model.name: .*needs `pocket`"):
+    bad.write_text(text.replace("background_items: 200", "background_items: 200\n  background: world")
+                   + "model: {name: gpt2}\n")
+    with pytest.raises(ConfigError, match=r"study.background: world is what the pocket model.*needs general_knowledge"):
+        load(bad)
+    bad.write_text(text.replace("background_items: 200", "background_items: 200\n  background: news"))
+    with pytest.raises(ConfigError, match=r"study.background: expected one of"):
         load(bad)
     bad.write_text(text.replace("eval_splits: [train, test]", "eval_splits: [test]"))
     with pytest.raises(ConfigError, match=r"data.eval_splits: expected \[train, test\]"):
@@ -195,3 +199,44 @@ def test_the_reading_half_alone_rewrites_tables_plot_and_report(tmp_path):
     written = {name: (out / name).read_bytes() for name in ("summary.csv", "forgetting.csv", "report.md")}
     run_study("forgetting", config, out, report_only=True, progress=False)
     assert {name: (out / name).read_bytes() for name in written} == written
+
+
+def test_a_real_model_forgets_general_knowledge_it_answered(micro_pocket, tmp_path):
+    """A model other than pocket is asked the shipped general-knowledge questions; 'known' =
+    those its base answered, so the before-value is 100% and the drop is what was lost."""
+    import shutil
+
+    model = tmp_path / "micro-real"
+    shutil.copytree(micro_pocket[0], model)
+    items = fgm.general_knowledge_items()
+    assert len(items) >= 150 and len({q.id for q in items}) == len(items)
+    assert all(q.answers and all(a.strip() for a in q.answers) for q in items)
+    config = tmp_path / "f.yaml"
+    config.write_text(shipped() + f"""
+data: {{world: {{entities: 10}}, max_items: 4, eval_splits: [train, test]}}
+model: {{name: {model}, max_new_tokens: 3, batch_size: 64}}
+seeds: [0]
+arm_defaults: {{lora: {{lora: {{batch_size: 4}}}}, hybrid: {{lora: {{batch_size: 4}}}}}}
+study: {{steps: [2, 3], ranks: [2], base_steps: 3, base_rank: 2, reading: false}}
+""")
+    out = tmp_path / "out"
+    run_study("forgetting", config, out, progress=False, cache_dir=tmp_path / "cache")
+    per_seed = pd.read_csv(out / "per_seed.csv")
+    assert set(per_seed["background"]) == {"general_knowledge"}
+    base = per_seed[per_seed["variant"] == fg.BASE].iloc[0]
+    known = base["background_trained_em"]
+    # the micro model knows no capital: known is empty (NaN) or, if it hit one, recalled 100%
+    assert pd.isna(known) or known == 1.0
+    assert 0.0 <= base["background_heldout_em"] < 0.5
+    report = (out / "report.md").read_text()
+    assert "general-knowledge questions" in report and "known GK" in report
+
+
+def test_known_split_keeps_what_the_base_model_answered():
+    base = [{"item_id": "a", "prediction": "Paris", "answers": ["Paris"], "split": "test"},
+            {"item_id": "b", "prediction": "Lyon", "answers": ["Rome"], "split": "test"}]
+    after = [{**base[0], "prediction": "It is Paris."}, {**base[1], "prediction": "Rome"}]
+    rows = fgm.known_split(after, base)
+    assert [(r["item_id"], r["split"]) for r in rows] == [("a", "train"), ("a", "test"), ("b", "test")]
+    from bench.metrics.scores import contains
+    assert shared.em_by_split(rows, metric=contains) == {"train": 1.0, "test": 1.0}

@@ -1,5 +1,12 @@
-"""forgetting: what the base model knew (the pocket model's background world) before and after
-LoRA training on the test world, by training steps (epochs) and by LoRA rank.
+"""forgetting: what the base model knew (the pocket model's background world; for a real model,
+general knowledge) before and after LoRA training on the test world, by training steps (epochs)
+and by LoRA rank.
+
+A real model (SmolLM2, any other) is asked bench/data/general_knowledge.jsonl (553 questions:
+capitals, chemical symbols, authors, ...) closed-book, scored by answer containment; "known" =
+the questions the base model answered, asked again of each adapter ("trained" columns: the
+known ones, so the drop is the share forgotten; "doc-only" columns: all questions). The base
+model is asked as the adapters are asked (the system message, no worked turns).
 
 Claim tested: narrow fine-tuning causes catastrophic forgetting. The pocket model was pretrained
 on a background world of people disjoint from every test world (bench/pocket/data.py); half of
@@ -33,6 +40,17 @@ from bench.studies.forgetting.shared import template_arm
 from bench.studies.registry import Study, register_study
 
 
+BACKGROUNDS = ("auto", "world", "general_knowledge")
+
+
+def background_of(cfg, s) -> str:
+    """The background a run asks about: auto = the pretraining world for the pocket model, the
+    general-knowledge questions for any other."""
+    if s.background != "auto":
+        return s.background
+    return "world" if cfg.model.name == "pocket" else "general_knowledge"
+
+
 @dataclass(frozen=True)
 class Settings:
     steps: tuple[int, ...] = (100, 300, 400)      # the steps sweep, at base_rank
@@ -43,6 +61,9 @@ class Settings:
     reading: bool = True                          # also score the hybrid arm (RAG reading)
     sweep_seeds: tuple[int, ...] | None = None    # seeds of the other adapters (None: all seeds);
                                                   # the base adapter and the references use all
+    # what the base model knew: the pocket model's pretraining world ("world"), or the shipped
+    # general-knowledge questions a real model answers ("general_knowledge"); auto picks by model
+    background: str = "auto"
 
     def validate(self, where: str) -> None:
         for key in ("steps", "ranks"):
@@ -55,6 +76,8 @@ class Settings:
             raise ConfigError(f"{where}.base_rank: {self.base_rank} must be one of ranks {list(self.ranks)}")
         if self.background_items < 1:
             raise ConfigError(f"{where}.background_items: expected >= 1")
+        if self.background not in BACKGROUNDS:
+            raise ConfigError(f"{where}.background: expected one of {list(BACKGROUNDS)}, got {self.background!r}")
         if self.sweep_seeds is not None and not self.sweep_seeds:
             raise ConfigError(f"{where}.sweep_seeds: expected at least one seed (or leave it out)")
 
@@ -69,9 +92,9 @@ class Forgetting(Study):
     base_tables = ("per_seed.csv",)
 
     def check(self, cfg, settings, source):
-        if cfg.model.name != "pocket":
-            raise ConfigError(f"{source}: model.name: the background world is what the pocket model was "
-                              f"pretrained on; this study needs `pocket`, got '{cfg.model.name}'")
+        if background_of(cfg, settings) == "world" and cfg.model.name != "pocket":
+            raise ConfigError(f"{source}: study.background: world is what the pocket model was "
+                              f"pretrained on; model '{cfg.model.name}' needs general_knowledge (or auto)")
         if cfg.data.world is None:
             raise ConfigError(f"{source}: data.world: the study trains on a synthetic test world")
         if tuple(cfg.data.eval_splits) != ("train", "test"):

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from pathlib import Path
 
 import pandas as pd
 
 from bench.config import ExperimentConfig, content_hash
+from bench.studies.forgetting import background_of
 from bench.studies.forgetting.read import BASE, METRICS
 from bench.studies.forgetting.shared import adapter_cells, em_by_split, template_arm
 from bench.studies.forgetting.sweep import run_config, seeds_of, sweep_seeds, variants
@@ -30,6 +32,27 @@ def background_items(n: int) -> list:
         keep = {q.id for q in random.Random(f"background:{split}").sample(pool, min(n, len(pool)))}
         items += [q for q in pool if q.id in keep]
     return items
+
+
+GENERAL_KNOWLEDGE = Path(__file__).resolve().parents[2] / "data" / "general_knowledge.jsonl"
+
+
+def general_knowledge_items() -> list:
+    """The shipped general-knowledge questions (all, in file order)."""
+    from bench.data.loaders import read_qa
+
+    return read_qa(GENERAL_KNOWLEDGE)
+
+
+def known_split(rows: list[dict], base: list[dict]) -> list[dict]:
+    """General-knowledge rows relabelled: split 'train' = the questions the base model answered
+    (its answer contains a gold answer), 'test' = every question; duplicated rows for the known
+    ones, so em_by_split(..., contains) gives (known recalled, all answered)."""
+    from bench.metrics.scores import contains
+
+    known = {r["item_id"] for r in base if contains(r["prediction"], r["answers"])}
+    return ([{**r, "split": "train"} for r in rows if r["item_id"] in known]
+            + [{**r, "split": "test"} for r in rows])
 
 
 def background_jobs(rcfg: ExperimentConfig, arms_seeds, datasets, items) -> list:
@@ -70,15 +93,25 @@ def measure_rows(cfg: ExperimentConfig, s, out, cache_dir, progress: bool = True
                        desc=f"{NAME}: test world")
     world = {(r.job.arm.name, r.job.seed): em_by_split(r.rows) for r in results}   # answerable items
     stats = stats_table(results).set_index(["arm", "seed"])
-    items = background_items(s.background_items)
+    general = background_of(cfg, s) == "general_knowledge"
+    items = general_knowledge_items() if general else background_items(s.background_items)
     by_name = {a.name: a for a in rcfg.arms}
     base_arm = template_arm(cfg, "closed_book", cfg.source)
     first = cfg.seeds[0]   # the base model does not depend on the seed: asked once
     asked = [(base_arm, first)] + [(by_name[f"lora_s{st}_r{r}"], seed) for st, r in variants(s)
                                    for seed in seeds_of(cfg, s, st, r)]
-    answered = run_jobs(background_jobs(rcfg, asked, datasets, items), out, cache_dir, progress,
-                        desc=f"{NAME}: background")
-    background = {(r.job.arm.name, r.job.seed): em_by_split(r.rows) for r in answered}
+    jobs = background_jobs(rcfg, asked, datasets, items)
+    if general:   # the base model asked as the adapters are: no worked turns (bench.arms.base)
+        jobs[0] = dataclasses.replace(jobs[0], model=dataclasses.replace(rcfg.model, demos=0))
+    answered = run_jobs(jobs, out, cache_dir, progress, desc=f"{NAME}: background")
+    if general:
+        from bench.metrics.scores import contains
+
+        base_rows = answered[0].rows
+        background = {(r.job.arm.name, r.job.seed): em_by_split(known_split(r.rows, base_rows), metric=contains)
+                      for r in answered}
+    else:
+        background = {(r.job.arm.name, r.job.seed): em_by_split(r.rows) for r in answered}
     before = background.pop((base_arm.name, first))
     rag_name = template_arm(cfg, "rag", cfg.source).name if s.reading else None
     rows = []
@@ -103,4 +136,5 @@ def measure_rows(cfg: ExperimentConfig, s, out, cache_dir, progress: bool = True
                          "background_heldout_drop": before["test"] - bg["test"],
                          "epochs": st * per_step / float(stats.loc[(name, seed), "train_examples"]),
                          **adapter_cells(world, stats, name, f"hybrid_s{st}_r{r}", seed)})
-    return pd.DataFrame(rows, columns=["variant", "steps", "rank", "seed", *METRICS, "adapter_cached"])
+    table = pd.DataFrame(rows, columns=["variant", "steps", "rank", "seed", *METRICS, "adapter_cached"])
+    return table.assign(background="general_knowledge" if general else "world")

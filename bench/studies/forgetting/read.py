@@ -29,6 +29,19 @@ LABELS = {"background_trained_em": "background, QA-trained facts",
           "world_heldout_em": "test world, held-out facts (closed-book)",
           "world_reading_em": "test world, reading with RAG (hybrid)"}
 PLOT = "forgetting.png"
+# a real model's background is general knowledge (measure.py): the same columns, other meanings
+GENERAL_LABELS = {"background_trained_em": "general knowledge the base model answered",
+                  "background_heldout_em": "all general-knowledge questions"}
+
+
+def background_kind(results_dir: Path) -> str:
+    per_seed = pd.read_csv(Path(results_dir) / "per_seed.csv")
+    return str(per_seed["background"].iloc[0]) if "background" in per_seed else "world"
+
+
+def series_labels(results_dir: Path) -> dict:
+    general = background_kind(results_dir) == "general_knowledge"
+    return {**LABELS, **GENERAL_LABELS} if general else LABELS
 
 
 # -- tables ----------------------------------------------------------------------------------
@@ -67,18 +80,23 @@ def claims(results_dir: Path) -> list[Claim]:
         return fmt_ci(r[m], r[f"{m}_lo"], r[f"{m}_hi"])
     sweep = "; ".join(f"{int(r.steps)} steps/r{int(r['rank'])}: {pts(r, d)}"
                       for _, r in lora.iterrows() if r.variant != base_row.variant)
+    general = background_kind(results_dir) == "general_knowledge"
+    known = ("general-knowledge questions the base model answered (answer containment)" if general
+             else "background facts the base model knew")
+    others = "all general-knowledge questions" if general else "document-only facts"
     main = Claim(
         NAME, CLAIM, NAME,
-        f"closed-book EM on background facts the base model knew: {base['background_trained_em'] * 100:.1f}% "
+        f"closed-book {'accuracy' if general else 'EM'} on {known}: {base['background_trained_em'] * 100:.1f}% "
         f"before, {pts(base_row, 'background_trained_em')}% after the accuracy adapter "
         f"({int(base_row.steps)} steps = {base_row.epochs:.1f} epochs, rank {int(base_row['rank'])}): "
-        f"a drop of {pts(base_row, d)} points (n={int(base_row.n)} seeds); document-only facts "
+        f"a drop of {pts(base_row, d)} points (n={int(base_row.n)} seeds); {others} "
         f"{base['background_heldout_em'] * 100:.1f}% -> {pts(base_row, 'background_heldout_em')}%. "
         f"Drops per adapter: {sweep}. The adapter's own gain: trained test-world facts "
         f"{base['world_trained_em'] * 100:.1f}% -> {pts(base_row, 'world_trained_em')}%",
         verdict,
-        "supported when the 95% CI over seeds of (before - after) background EM on the QA-trained "
-        "background facts, for the accuracy adapter, lies above 0; contradicted when below 0; "
+        "supported when the 95% CI over seeds of (before - after) background accuracy on the "
+        + ("known general-knowledge questions" if general else "QA-trained background facts")
+        + ", for the accuracy adapter, lies above 0; contradicted when below 0; "
         "inconclusive otherwise. 'Catastrophic' is the size of that drop, stated, not a threshold")
     out = [main]
     for cid, text, col, key in ((ids[1][0], ids[1][1], "in_steps_sweep", "steps"),
@@ -113,6 +131,7 @@ def redraw(results_dir: Path) -> list[Path]:
     wide = pd.read_csv(results_dir / "forgetting.csv")
     base = wide[wide["variant"] == BASE].iloc[0]
     lora = wide[wide["variant"] != BASE]
+    names = series_labels(results_dir)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     styles = {"background_trained_em": ("C0", "-", "o"), "background_heldout_em": ("C0", "--", "s"),
               "world_trained_em": ("C1", "-", "o"), "world_reading_em": ("C2", "-", "^")}
@@ -123,7 +142,7 @@ def redraw(results_dir: Path) -> list[Path]:
                 continue
             err = [rows[metric] - rows[f"{metric}_lo"], rows[f"{metric}_hi"] - rows[metric]]
             ax.errorbar(rows[key], rows[metric], yerr=err, color=color, ls=ls, marker=marker,
-                        capsize=3, label=f"{LABELS[metric]} (after)")
+                        capsize=3, label=f"{names[metric]} (after)")
             if pd.notna(base[metric]):
                 ax.axhline(base[metric], color=color, ls=":", lw=1)
         ax.set_xscale("log", base=2 if key == "rank" else 10)
@@ -150,11 +169,13 @@ def redraw(results_dir: Path) -> list[Path]:
 
 # -- report ----------------------------------------------------------------------------------
 
-def _table(wide: pd.DataFrame) -> str:
+def _table(wide: pd.DataFrame, general: bool = False) -> str:
     cols = ["background_trained_em", "background_trained_drop", "background_heldout_em",
             "world_trained_em", "world_heldout_em", "world_reading_em"]
-    head = ["adapter", "n", "steps", "epochs", "rank", "bg trained EM", "bg trained drop",
-            "bg doc-only EM", "world trained EM", "world held-out EM", "world reading EM"]
+    bg = (["known GK (contains)", "known GK drop", "all GK (contains)"] if general else
+          ["bg trained EM", "bg trained drop", "bg doc-only EM"])
+    head = ["adapter", "n", "steps", "epochs", "rank", *bg,
+            "world trained EM", "world held-out EM", "world reading EM"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in wide.iterrows():
         cells = ["base model (before)" if r.variant == BASE else r.variant, str(int(r.n)),
@@ -192,6 +213,17 @@ def _timing(out: Path, seconds: float) -> str:
             f"{trained['train_seconds'].sum():.0f} s to train, as measured when each was trained.")
 
 
+def _background_text(out: Path, s) -> str:
+    if background_kind(out) != "general_knowledge":
+        return (f"Background: {s.background_items} QA-trained and {s.background_items} document-only "
+                f"background questions (fixed sample), closed-book, exact match.")
+    return ("Background: the 553 general-knowledge questions of bench/data/general_knowledge.jsonl "
+            "(capitals, chemical symbols, authors, currencies, ...), closed-book, scored by answer "
+            "containment (GK columns: a gold answer occurs in the answer); 'known' = those the base "
+            "model answered (asked, like the adapters, with the system message and no worked turns), "
+            "so its before-value is 100% and the drop is the share of known facts lost.")
+
+
 def report_md(cfg, s, out: Path, seconds: float) -> str:
     """report.md: the setting, the plot, the table, the verdicts and the trade-off."""
     wide = pd.read_csv(out / "forgetting.csv")
@@ -206,12 +238,12 @@ def report_md(cfg, s, out: Path, seconds: float) -> str:
           f"{lora.lora.lr}, replay share {lora.lora.replay_share}, targets "
           f"{', '.join(lora.lora.target_modules)}) with steps swept over {list(s.steps)} at rank "
           f"{s.base_rank} and rank over {list(s.ranks)} at {s.base_steps} steps (alpha / rank kept). "
-          f"Background: {s.background_items} QA-trained and {s.background_items} document-only "
-          f"background questions (fixed sample), closed-book, exact match. Test world: answerable "
+          f"{_background_text(out, s)} Test world: answerable "
           f"items only, up to {cfg.data.max_items} per split and seed. Epochs = steps x new "
           f"examples per batch / training examples. Means over seeds with 95% t-intervals (n = "
           f"seeds; EM and drops in %, drops in points). {_timing(out, seconds)}", "",
-          *[f"![{Path(p).stem}]({p})" for p in plots(out)], "", _table(wide), "",
+          *[f"![{Path(p).stem}]({p})" for p in plots(out)], "",
+          _table(wide, background_kind(out) == "general_knowledge"), "",
           "## Verdict", "", markdown_rows(cl), ""]
     md += [tradeoff(wide), ""]
     return "\n".join(md) + "\n"

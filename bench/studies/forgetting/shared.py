@@ -39,14 +39,15 @@ def variant_arm(template: ArmConfig, steps: int, rank: int) -> ArmConfig:
     return ArmConfig(f"{template.arm}_s{steps}_r{rank}", template.arm, settings)
 
 
-def em_by_split(rows, splits=("train", "test")) -> dict[str, float]:
-    """Exact match per split over the prediction rows that have a gold answer (NaN for a split
-    with none)."""
+def em_by_split(rows, splits=("train", "test"), metric=None) -> dict[str, float]:
+    """Exact match (or `metric`) per split over the prediction rows that have a gold answer
+    (NaN for a split with none)."""
     from bench.metrics.scores import exact_match
 
+    metric = metric or exact_match
     out = {}
     for split in splits:
-        scores = [exact_match(r["prediction"], r["answers"]) for r in rows if r["answers"] and r["split"] == split]
+        scores = [metric(r["prediction"], r["answers"]) for r in rows if r["answers"] and r["split"] == split]
         out[split] = sum(scores) / len(scores) if scores else float("nan")
     return out
 

@@ -139,6 +139,58 @@ def cmd_study(args) -> int:
     return 0
 
 
+# the real-model profile: the accuracy head-to-head and the studies that reuse its adapters and
+# indexes, plus forgetting on general knowledge; sized per model by experiments/models/<model>.yaml
+PROFILE_STUDIES = ("accuracy", "hallucination", "forgetting", "popularity", "consistency", "cost", "latency")
+
+
+def cmd_profile(args) -> int:
+    """Every profile study on one model, in order, then its wall time per study in
+    results/<model>/profile.json (resumable: a rerun replays finished studies from their logs)."""
+    import os
+
+    from bench.config import CACHE_DIR
+    from bench.studies.driver import load_study_config, model_slug, run_study
+    from bench.studies.registry import get_study
+
+    from bench.studies.registry import study_names
+
+    studies = args.studies.split(",") if args.studies else list(PROFILE_STUDIES)
+    unknown = [n for n in studies if n not in study_names()]
+    if unknown:
+        raise ConfigError(f"--studies: unknown study '{unknown[0]}'; registered: {study_names()}")
+    for name in studies:   # every config checked before the first model loads
+        load_study_config(get_study(name), Path(f"experiments/{name}.yaml"), model=args.model)
+    load_start, seconds, start = os.getloadavg(), {}, time.perf_counter()
+    for name in studies:
+        t = time.perf_counter()
+        run_study(name, model=args.model, progress=not args.quiet)
+        seconds[name] = round(time.perf_counter() - t, 1)
+        print(f"profile {args.model}: {name} in {seconds[name]:.0f} s", flush=True)
+    out = Path("results") / model_slug(args.model) / "profile.json"
+    write_json({"model": args.model, "studies": seconds,
+                     "total_seconds": round(time.perf_counter() - start, 1),
+                     "cache_dir": str(CACHE_DIR), "cpu_count": os.cpu_count(),
+                     "load_average_1_5_15": {"start": [round(x, 2) for x in load_start],
+                                             "end": [round(x, 2) for x in os.getloadavg()]}}, out)
+    print(f"wrote {out}: {sum(seconds.values()):.0f} s in all")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from bench.report.compare import run_compare
+
+    def slug(folder: str) -> str:
+        parts = Path(folder).resolve().parts
+        parts = parts[parts.index("results") + 1:] if "results" in parts else parts[-2:]
+        return "_".join(parts) or "results"
+
+    out = Path(args.out) if args.out else Path("results/compare") / f"{slug(args.a)}--{slug(args.b)}"
+    folder, md = run_compare(Path(args.a), Path(args.b), out)
+    print(md + f"\nwrote {folder}/compare.csv, compare.md, compare.png")
+    return 0
+
+
 def cmd_studies(args) -> int:
     from bench.studies.registry import get_study, study_names
 
@@ -210,6 +262,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rewrite derived tables, plots and report.md from the saved tables; no model runs")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_study)
+
+    s = sub.add_parser("profile", help="the real-model profile: the profile studies on one model, timed")
+    s.add_argument("model", help="a model name (smollm2-135m), folder or hub name")
+    s.add_argument("--studies", help=f"comma-separated (default: {','.join(PROFILE_STUDIES)})")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_profile)
+
+    s = sub.add_parser("compare", help="two results folders of one study: per-arm, per-metric "
+                                       "differences B - A with paired 95%% intervals, table and plot")
+    s.add_argument("a", help="results folder A (e.g. results/accuracy)")
+    s.add_argument("b", help="results folder B (e.g. results/smollm2-135m/accuracy)")
+    s.add_argument("--out", help="default: results/compare/<A>--<B>")
+    s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("studies", help="list the registered studies")
     s.set_defaults(func=cmd_studies)

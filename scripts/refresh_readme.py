@@ -1,7 +1,9 @@
 """Copy the latest tables from results/ into README.md between marker comments.
 
-`<!-- table:EXP -->` ... `<!-- /table -->` gets the first Markdown table of results/EXP/report.md;
-`<!-- table:claims -->` gets the top table of results/report.md (run `make report` first).
+`<!-- table:EXP -->` ... `<!-- /table -->` gets the first Markdown table of results/EXP/report.md
+(EXP may name another model's folder: `smollm2-135m/accuracy`);
+`<!-- table:claims -->` gets the top table of results/report.md, the verdicts per model (run
+`make report` first).
 Run: .venv/bin/python scripts/refresh_readme.py
 """
 
@@ -12,7 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCK = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
+BLOCK = re.compile(r"(<!-- table:([\w/.-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
 
 
 def first_table(report: Path) -> str:

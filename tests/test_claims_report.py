@@ -144,6 +144,24 @@ def test_claims_come_in_design_order_and_missing_topics_show_not_run():
     assert tally(rows).startswith(f"{len(rows)} claims: 5 supported, 0 contradicted")
 
 
+def test_verdicts_side_by_side_per_model_mark_where_they_differ():
+    from bench.report.claims_report import by_model, differs, held_on
+
+    def claim(cid, verdict):
+        return Claim(cid, cid, "scale", "m", verdict, "r")
+    sections = [Section("scale", [claim("scale", SUPPORTED), claim("scale.quoted", CONTRADICTED)]),
+                Section("scale", [claim("scale", SUPPORTED), claim("scale.quoted", SUPPORTED)], model="tiny")]
+    models, rows = by_model(ordered(sections))
+    assert models == ["pocket", "tiny"]
+    verdicts = {c.id: v for t, c, v in rows if t == "scale"}
+    assert verdicts["scale"] == {"pocket": SUPPORTED, "tiny": SUPPORTED}
+    assert not differs(verdicts["scale"]) and held_on(verdicts["scale"]) == "all"
+    assert differs(verdicts["scale.quoted"]) and held_on(verdicts["scale.quoted"]) == "tiny"
+    cost = next(v for t, c, v in rows if t == "cost")
+    assert cost == {"pocket": NOT_RUN, "tiny": NOT_RUN} and not differs(cost) and held_on(cost) == "none"
+    assert held_on({"pocket": SUPPORTED, "tiny": NOT_RUN}) == "pocket"
+
+
 def test_report_builds_from_saved_tables_alone_without_torch(tmp_path):
     write_accuracy(tmp_path, HAND_MADE)
     write_freshness(tmp_path)
@@ -154,7 +172,8 @@ def test_report_builds_from_saved_tables_alone_without_torch(tmp_path):
                           timeout=120, cwd=Path(__file__).parents[1])
     assert done.returncode == 0, done.stderr
     md = (tmp_path / "report.md").read_text()
-    table = md.split("\n## ")[0]
+    assert md.index("## Verdicts per model") < md.index("## Every claim, measured")
+    table = md.split("## Every claim, measured")[1].split("\n## ")[0]
     assert "| accuracy | RAG beats fine-tuning" in table and "**supported**" in table
     assert table.index("| hybrid |") < table.index("| latency |") < table.index("| scale |")
     for experiment in ("latency", "coldstart", "consistency", "format", "hallucination", "data-scaling",

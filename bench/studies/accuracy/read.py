@@ -187,7 +187,8 @@ def accuracy_report(cfg, table, summary, breakdown, cells,
                     probes_path: Path = Path("results/probes/summary.csv")) -> str:
     from bench.report.outputs import primary_split
 
-    probes = pd.read_csv(probes_path) if probes_path.exists() else None
+    # the probes measure the pocket model: they bound its arms, no other model's
+    probes = pd.read_csv(probes_path) if probes_path.exists() and cfg.model.name == "pocket" else None
     split = primary_split(table)
     full, table = table, table[table["split"] == split]    # the comparison is on one split
     rag, lora, hybrid = (find_arm(cfg, k) for k in ("rag", "lora", "hybrid"))

@@ -87,7 +87,7 @@ class Forgetting(Study):
     order = 90
     Settings = Settings
     topics = (("forgetting", "narrow fine-tuning causes catastrophic forgetting"),)
-    summary = "background-world accuracy before/after LoRA, by steps and rank"
+    summary = "background-world accuracy (a real model: general knowledge) before/after LoRA, by steps and rank"
     measure = "bench.studies.forgetting.measure"
     base_tables = ("per_seed.csv",)
 

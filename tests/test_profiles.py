@@ -55,3 +55,14 @@ def test_a_bad_profile_names_its_file_and_key(tmp_path, monkeypatch):
     cfg, _ = load("accuracy", "mine")
     assert cfg.seeds == (4, 5)                      # the study's section wins over all:
     assert config_files.profile_path("../mine") is None and config_files.profile_path("a/b") is None
+
+
+def test_the_profile_command_refuses_an_unknown_study_before_any_work(capsys, monkeypatch):
+    from bench.cli import main
+
+    monkeypatch.chdir(ROOT)
+    saved = ROOT / "results" / "smollm2-135m" / "profile.json"
+    before = saved.stat().st_mtime_ns if saved.exists() else None
+    assert main(["profile", "smollm2-135m", "--studies", "accuracy,nope"]) == 2
+    assert "--studies: unknown study 'nope'; registered:" in capsys.readouterr().err
+    assert (saved.stat().st_mtime_ns if saved.exists() else None) == before   # nothing rewritten

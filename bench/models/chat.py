@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Sequence
 
 from bench.prompts import closed_book_prompt, context_prompt
 
@@ -73,12 +72,14 @@ def chat_identity(model_cfg) -> str | None:
 
     if model_cfg.chat == "off":
         return None
+    if model_cfg.chat == "on":
+        return format_id()
     if model_cfg.name in PACKAGED:
         has_template = PACKAGED[model_cfg.name].chat
-    else:
+    else:   # a hub name not yet downloaded has no folder to read: keyed as without a template
         path = Path(resolve_model(model_cfg.name))
-        has_template = template_in_folder(path) if path.is_dir() else model_cfg.chat == "on"
-    return format_id() if (has_template or model_cfg.chat == "on") else None
+        has_template = path.is_dir() and template_in_folder(path)
+    return format_id() if has_template else None
 
 
 def chat_wanted(mode: str, has_template: bool, where: str = "model.chat") -> bool:
@@ -135,6 +136,3 @@ class ChatFormat:
         """A training target as the assistant writes it (no leading space; the end-of-turn
         token is the tokenizer's EOS, which training appends)."""
         return completion.strip()
-
-    def wrap_all(self, prompts: Sequence[str], with_context: bool) -> list[str]:
-        return [self.wrap(p, with_context) for p in prompts]

@@ -16,7 +16,7 @@ from typing import Sequence
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from bench.models.chat import ChatFormat, chat_wanted, read_chat_answer
+from bench.models.chat import CONTEXT_DEMOS, ChatFormat, chat_wanted, read_chat_answer
 from bench.models.resolve import resolve_model
 from bench.prompts import ANSWER_STYLES, read_answer
 
@@ -106,7 +106,7 @@ class Generator:
         self.chat = chat
 
     @classmethod
-    def load(cls, name: str, chat: str = "auto", demos: int = 4, **kwargs) -> "Generator":
+    def load(cls, name: str, chat: str = "auto", demos: int = len(CONTEXT_DEMOS), **kwargs) -> "Generator":
         device = kwargs.pop("device", "auto")
         trust = kwargs.pop("trust_remote_code", False)
         dtype = kwargs.pop("dtype", "auto")

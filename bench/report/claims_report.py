@@ -250,14 +250,14 @@ def _img(path: Path) -> str:
 
 def to_html(rows, sections: list[Section]) -> str:
     e = html.escape
+    models, per_model = by_model(rows)
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Claims report</title>",
              f"<style>{CSS}</style></head><body>",
              "<h1>Claims report: what the articles say, what this bench measured</h1>",
              f"<p>{e(INTRO)}</p><p><b>{e(tally(rows))}.</b></p>",
              *[f"<p>{e(line.replace('**', ''))}</p>" for line in stale_note(sections)[:1]],
              "<h2>Verdicts per model</h2><table><tr><th>topic</th><th>claim</th>"
-             + "".join(f"<th>{e(m)}</th>" for m in by_model(rows)[0]) + "<th>held on</th><th>differs</th></tr>"]
-    models, per_model = by_model(rows)
+             + "".join(f"<th>{e(m)}</th>" for m in models) + "<th>held on</th><th>differs</th></tr>"]
     parts += [f"<tr><td>{e(t)}</td><td>{e(c.text)}</td>" + "".join(_verdict_html(v[m]) for m in models)
               + f"<td>{e(held_on(v))}</td><td>{'<b>differs</b>' if differs(v) else ''}</td></tr>"
               for t, c, v in per_model]

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from pathlib import Path
 
 import pandas as pd
 
 from bench.config import ExperimentConfig, content_hash
 from bench.studies.forgetting import background_of
 from bench.studies.forgetting.read import BASE, METRICS
-from bench.studies.forgetting.shared import adapter_cells, em_by_split, template_arm
+from bench.studies.forgetting.shared import (adapter_cells, em_by_split, general_knowledge_items,
+                                             template_arm)
 from bench.studies.forgetting.sweep import run_config, seeds_of, sweep_seeds, variants
 
 NAME = "forgetting"
@@ -32,16 +32,6 @@ def background_items(n: int) -> list:
         keep = {q.id for q in random.Random(f"background:{split}").sample(pool, min(n, len(pool)))}
         items += [q for q in pool if q.id in keep]
     return items
-
-
-GENERAL_KNOWLEDGE = Path(__file__).resolve().parents[2] / "data" / "general_knowledge.jsonl"
-
-
-def general_knowledge_items() -> list:
-    """The shipped general-knowledge questions (all, in file order)."""
-    from bench.data.loaders import read_qa
-
-    return read_qa(GENERAL_KNOWLEDGE)
 
 
 def known_split(rows: list[dict], base: list[dict]) -> list[dict]:

@@ -13,7 +13,7 @@ from bench.metrics.scores import EM_LEGEND
 from bench.report.claims import Claim, fmt_ci, interval_verdict, markdown_rows, not_run, results_present
 from bench.report.plots import _save
 from bench.report.tables import paired
-from bench.studies.forgetting.shared import seed_summary, template_arm
+from bench.studies.forgetting.shared import general_knowledge_items, seed_summary, template_arm
 from bench.studies.forgetting.sweep import sweep_seeds
 
 NAME = "forgetting"
@@ -217,7 +217,8 @@ def _background_text(out: Path, s) -> str:
     if background_kind(out) != "general_knowledge":
         return (f"Background: {s.background_items} QA-trained and {s.background_items} document-only "
                 f"background questions (fixed sample), closed-book, exact match.")
-    return ("Background: the 553 general-knowledge questions of bench/data/general_knowledge.jsonl "
+    return (f"Background: the {len(general_knowledge_items())} general-knowledge questions of "
+            "bench/data/general_knowledge.jsonl "
             "(capitals, chemical symbols, authors, currencies, ...), closed-book, scored by answer "
             "containment (GK columns: a gold answer occurs in the answer); 'known' = those the base "
             "model answered (asked, like the adapters, with the system message and no worked turns), "

@@ -12,6 +12,7 @@ No model code here.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 
@@ -37,6 +38,17 @@ def variant_arm(template: ArmConfig, steps: int, rank: int) -> ArmConfig:
                           f"non-integer alpha at rank {rank}")
     settings = replace(template.settings, lora=replace(lora, steps=steps, rank=rank, alpha=int(alpha)))
     return ArmConfig(f"{template.arm}_s{steps}_r{rank}", template.arm, settings)
+
+
+GENERAL_KNOWLEDGE = Path(__file__).resolve().parents[2] / "data" / "general_knowledge.jsonl"
+
+
+def general_knowledge_items() -> list:
+    """The shipped general-knowledge questions a real model's forgetting is measured on (all,
+    in file order)."""
+    from bench.data.loaders import read_qa
+
+    return read_qa(GENERAL_KNOWLEDGE)
 
 
 def em_by_split(rows, splits=("train", "test"), metric=None) -> dict[str, float]:

@@ -27,6 +27,7 @@ def preflight(cfg: ExperimentConfig) -> dict[int, Dataset]:
     from bench.models.resolve import resolve_model
 
     resolve_model(cfg.model.name)
+    check_recipes(cfg)
     datasets = {seed: build_dataset(cfg.data, seed) for seed in cfg.seeds}
     for seed, ds in datasets.items():
         if not eval_items(cfg, ds, seed):
@@ -35,6 +36,26 @@ def preflight(cfg: ExperimentConfig) -> dict[int, Dataset]:
                               f"(its splits: {sorted({q.split for q in ds.items})})")
         check_retrieval(cfg, ds)
     return datasets
+
+
+def check_recipes(cfg: ExperimentConfig) -> None:
+    """A knowledge-injection recipe's writer must exist for this data before anything trains: the
+    world's renderers need the synthetic world; a writer model must resolve."""
+    from bench.injection.recipe import DEFAULT_WRITER_MODEL
+    from bench.models.resolve import ModelNotFound, resolve_model
+
+    for i, arm in enumerate(cfg.arms):
+        training = getattr(arm.settings, "training", None)
+        if training is None or not training.recipe.active:
+            continue
+        writer, where = training.recipe.writer, f"{cfg.source}: arms[{i}].training.recipe.writer"
+        if writer == "world" and cfg.data.world is None:
+            raise ConfigError(f"{where}: world, but the data is a corpus of your own; use auto or a model name")
+        if writer not in ("auto", "world") or (writer == "auto" and cfg.data.world is None):
+            try:
+                resolve_model(DEFAULT_WRITER_MODEL if writer == "auto" else writer)
+            except (ModelNotFound, OSError, ValueError) as e:
+                raise ConfigError(f"{where}: {e}") from None
 
 
 # MiniLM reads 256 word pieces, about 1,000 characters of English; well past that, text is unread

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from bench.data.schema import Passage, QAItem
 
@@ -14,6 +14,9 @@ class Dataset:
     passages: list[Passage]
     items: list[QAItem]
     fingerprint: str            # content hash of passages and items: keys every cache
+    # the synthetic World it was rendered from (None for a corpus of your own): the injection
+    # recipes re-render its facts (bench.injection.writers.WorldWriter)
+    world: object = field(default=None, compare=False, repr=False)
 
     def split(self, name: str) -> list[QAItem]:
         return [q for q in self.items if q.split == name]
@@ -50,9 +53,10 @@ def build_dataset(data_cfg, seed: int) -> Dataset:
         world = generate_world(WorldSpec(n_entities=data_cfg.world.entities), world_seed)
         passages, items, name = world.passages(), world.qa(), f"world-{world_seed}"
     else:
+        world = None
         from bench.data.loaders import load_dataset
 
         passages, items = load_dataset(data_cfg.corpus, data_cfg.qa)
         name = data_cfg.corpus
     fingerprint = content_hash([[p.to_json() for p in passages], [q.to_json() for q in items]])
-    return Dataset(name, passages, items, fingerprint)
+    return Dataset(name, passages, items, fingerprint, world)

@@ -16,3 +16,14 @@ def micro_pocket(tmp_path_factory):
     out = tmp_path_factory.mktemp("pocket") / "micro"
     summary = build_pocket(micro_recipe(), out, progress=False)
     return out, summary
+
+
+@pytest.fixture(scope="session")
+def four_arms():
+    """experiments/base/four-arms.yaml as an experiment: today's recipe, the arms most studies
+    include. accuracy.yaml's lora_plain trains the same adapter (tests/test_injection.py checks)."""
+    from bench.config import parse_experiment
+    from bench.config_files import load_config_raw
+
+    raw, _ = load_config_raw("experiments/base/four-arms.yaml")
+    return parse_experiment({**raw, "name": "four-arms"}, "experiments/base/four-arms.yaml")

@@ -14,11 +14,11 @@ STUDY := $(PY) -m bench study
 FLAGS := $(if $(MODEL),--model $(MODEL))
 
 .PHONY: all setup test pocket-model pocket-model-if-stale probes accuracy latency cost coldstart freshness scale scale-100k real setup-gemma \
-	hallucination consistency format data-scaling forgetting popularity lora-params report world clean-caches
+	hallucination consistency format data-scaling injection forgetting popularity lora-params report world clean-caches
 
 ## all: the main job: every experiment that exists, on the offline default
 all: probes accuracy latency cost coldstart freshness scale \
-	hallucination consistency format data-scaling forgetting popularity lora-params report
+	hallucination consistency format data-scaling injection forgetting popularity lora-params report
 
 setup: $(STAMP)
 
@@ -92,6 +92,10 @@ format: pocket-model-if-stale
 ## data-scaling: LoRA/hybrid learning curves over training-set size, +/- paraphrases; results/data-scaling/
 data-scaling: pocket-model-if-stale
 	$(STUDY) data-scaling $(FLAGS)
+
+## injection: knowledge-injection recipes (documents, renderings, synthetic QA, distillation, RAFT) vs cost; results/injection/
+injection: pocket-model-if-stale
+	$(STUDY) injection $(FLAGS)
 
 ## forgetting: background-world accuracy before/after LoRA, by steps and rank; results/forgetting/
 forgetting: pocket-model-if-stale

@@ -9,7 +9,7 @@ import pytest
 
 from bench.metrics.study import pairwise_agreement
 
-from bench.config import ConfigError, DataConfig, WorldData, load_experiment, parse_experiment
+from bench.config import ConfigError, DataConfig, WorldData, parse_experiment
 from bench.report.claims import CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED
 from bench.config import with_changes
 from bench.studies.consistency import measure as cm
@@ -90,13 +90,13 @@ def test_bad_temperatures_fail_with_their_key(tmp_path):
         load_study(path)
 
 
-def test_shipped_config_loads_in_both_settings():
+def test_shipped_config_loads_in_both_settings(four_arms):
     cfg, full = load_study("experiments/consistency.yaml")
     quick_cfg, quick = load_study("experiments/consistency.yaml", quick=True)
     assert quick_cfg != cfg and 0.0 in full.temperatures and cfg.data.paraphrases_as_items
     assert quick_cfg.data.paraphrases_as_items and quick.temperatures == full.temperatures
-    acc = load_experiment("experiments/accuracy.yaml")
-    # same arms as accuracy: the adapters come from its cache
+    acc = four_arms
+    # the shared four arms (accuracy's lora_plain among them): the adapters come from the cache
     assert [(a.arm, a.settings) for a in cfg.arms] == [(a.arm, a.settings) for a in acc.arms]
 
 

@@ -105,6 +105,31 @@ def test_steps_are_clamped_and_test_items_are_shared_by_every_setting(world):
     assert len(a["reworded"]) == len(b["reworded"]) == 3        # capped at reworded_items
 
 
+def test_the_recipe_curve_and_the_two_checks_are_planned_and_trained_as_asked(world):
+    from bench.injection.recipe import Recipe
+
+    view = sweep.training_view(world)
+    s = Settings(sizes=(3, 6), epochs=2.0, min_steps=1, max_steps=40, recipe=Recipe(synthetic_qa=1),
+                 diagnose=True)
+    points = sweep.sweep_points(s)
+    assert [p.label for p in points] == ["n=3", "n=6", "n=3+para", "n=6+para", "n=3+para+recipe",
+                                         "n=6+para+recipe", "n=6+para+3xpasses", "n=6+para+4xrank"]
+    plain, f_plain = sweep.point_settings(base_settings(), points[3], view, 0, s)
+    recipe, f_recipe = sweep.point_settings(base_settings(), points[5], view, 0, s)
+    passes, f_passes = sweep.point_settings(base_settings(), points[6], view, 0, s)
+    rank, f_rank = sweep.point_settings(base_settings(), points[7], view, 0, s)
+    facts = len({(p.meta["entity"], p.meta["attribute"]) for p in world.passages})
+    assert recipe.training.recipe == Recipe(synthetic_qa=1) and plain.training.recipe == Recipe()
+    assert f_recipe["train_examples"] == f_plain["train_examples"] + facts
+    # 3x the passes, the cap raised with them; 4x the rank (alpha with it) at the plain steps
+    assert passes.lora.steps == min(3 * 40, -(-3 * 2 * f_plain["train_examples"] // 22)) > plain.lora.steps
+    assert (rank.lora.rank, rank.lora.alpha, rank.lora.steps) == (64, 128, plain.lora.steps)
+    assert f_rank["rank"] == 64 and f_plain["rank"] == 16
+    # the plain points are trained exactly as without the new settings (same adapters, same keys)
+    bare = Settings(sizes=(3, 6), epochs=2.0, min_steps=1, max_steps=40)
+    assert sweep.point_settings(base_settings(), ds.Point(6, True), view, 0, bare)[0] == plain
+
+
 # -- verdicts on hand-made tables -------------------------------------------------------------------
 
 def cells_table(gain: dict, aug_gap: float = 0.0, noise=(0.0, 0.01, -0.01)) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.config import ConfigError, load_experiment
+from bench.config import ConfigError
 from bench.report.claims import CONTRADICTED, INCONCLUSIVE, NOT_RUN, SUPPORTED
 from bench.studies.driver import load_study_config, run_study
 from bench.studies.forgetting import Settings, shared, sweep
@@ -38,10 +38,10 @@ def test_shipped_config_loads_in_both_settings():
     assert len(sweep.variants(s)) == len(s.steps) + len(s.ranks) - 1
 
 
-def test_the_accuracy_point_is_the_accuracy_experiments_adapter():
+def test_the_accuracy_point_is_the_accuracy_experiments_adapter(four_arms):
     """Same settings -> same adapter cache key: the sweep must not change the template arm."""
     cfg, s = load(CONFIG)
-    acc = load_experiment("experiments/accuracy.yaml")
+    acc = four_arms   # today's recipe: accuracy's lora_plain adapter
     for kind in ("lora", "hybrid"):
         ours = shared.variant_arm(shared.template_arm(cfg, kind, "x"), s.base_steps, s.base_rank)
         theirs = shared.template_arm(acc, kind, "x")

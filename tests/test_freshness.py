@@ -133,14 +133,14 @@ def test_a_bad_config_key_is_named(tmp_path):
         load(bad)
 
 
-def test_shipped_config_is_the_accuracy_world_and_arms():
+def test_shipped_config_is_the_accuracy_world_and_arms(four_arms):
     """The v1 world, the model and each kind's settings are the accuracy experiment's, so the v1
     adapter is the one `make accuracy` cached; the quick patch shrinks what it should."""
     from bench.config import load_experiment
 
     cfg, s = load(ROOT / "experiments" / "freshness.yaml")
     accuracy = load_experiment(ROOT / "experiments" / "accuracy.yaml")
-    assert cfg.arms == accuracy.arms and cfg.data.world == accuracy.data.world
+    assert cfg.arms == four_arms.arms and cfg.data.world == accuracy.data.world
     assert cfg.seeds == accuracy.seeds and cfg.model.threads == 1
     assert s.arms == tuple(fr.ARMS) and s.continue_training.steps == 40 and s.unchanged_per_split == 100
     quick, qs = load(ROOT / "experiments" / "freshness.yaml", quick=True)

@@ -186,7 +186,7 @@ def test_config_errors_name_the_key(tmp_path, monkeypatch):
         run_study("hallucination", path, tmp_path / "out", progress=False)
 
 
-def test_the_sweep_reuses_the_arms_own_adapter_and_changes_only_steps():
+def test_the_sweep_reuses_the_arms_own_adapter_and_changes_only_steps(four_arms):
     cfg, s = load_study("experiments/hallucination.yaml")
     arm = gekhman_arm(cfg, s, "x")
     sweep, reused = hm.sweep_plan(cfg, s, arm)
@@ -195,9 +195,8 @@ def test_the_sweep_reuses_the_arms_own_adapter_and_changes_only_steps():
     for a in sweep.arms:      # the forgetting study's adapters: same data and settings but steps
         assert a.settings.training == arm.settings.training
         assert dataclasses.replace(a.settings.lora, steps=300) == arm.settings.lora
-    # the shipped config is the accuracy experiment's arms (so the adapters come from its cache)
-    from bench.config import load_experiment
-    assert load_experiment("experiments/accuracy.yaml").arms == cfg.arms
+    # the shipped config is the shared four arms, accuracy's lora_plain (adapters from the cache)
+    assert four_arms.arms == cfg.arms
     quick_cfg, quick = load_study("experiments/hallucination.yaml", quick=True)
     assert gekhman_arm(quick_cfg, quick, "x").settings.lora.steps in quick.gekhman_steps
 

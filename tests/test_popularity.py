@@ -105,11 +105,9 @@ def test_config_errors_name_the_key(tmp_path):
         load_study(path)
 
 
-def test_shipped_config_is_the_accuracy_arms():
-    from bench.config import load_experiment
-
+def test_shipped_config_is_the_accuracy_arms(four_arms):
     cfg, s = load_study("experiments/popularity.yaml")
-    assert cfg.arms == load_experiment("experiments/accuracy.yaml").arms
+    assert cfg.arms == four_arms.arms
     assert cfg.data.max_items is None and cfg.data.eval_splits == ("test",)
     _, quick = load_study("experiments/popularity.yaml", quick=True)
     assert quick != s

@@ -172,6 +172,29 @@ def kind_table(breakdown: pd.DataFrame) -> list[str]:
     return lines
 
 
+def recipe_section(cfg, cells: pd.DataFrame) -> list[str]:
+    """Which knowledge-injection recipe each adapted arm trained on and what it cost (means over
+    seeds of what each adapter measured when it was trained)."""
+    from bench.injection.recipe import training_label
+
+    adapted = [a for a in cfg.arms if getattr(a.settings, "training", None) is not None]
+    if not adapted:
+        return []
+    lines = ["## Recipes: what each adapter trained on, and its cost", "",
+             "| arm | recipe | LoRA | examples | LoRA s | data s | tokens (k) |", "|---|---|---|---|---|---|---|"]
+    for a in adapted:
+        c = cells[cells["arm"] == a.name]
+        mean = lambda col: float(c[col].mean()) if col in c and c[col].notna().any() else float("nan")
+        lo = a.settings.lora
+        lines.append(f"| {a.name} | {training_label(a.settings.training)} | r={lo.rank}, {lo.steps} steps x "
+                     f"{lo.batch_size} | {mean('train_examples'):.0f} | {mean('train_seconds'):.0f} | "
+                     f"{0.0 if pd.isna(mean('recipe_seconds')) else mean('recipe_seconds'):.1f} | "
+                     f"{mean('train_tokens') / 1e3:.0f} |")
+    return lines + ["", "Recipes: bench/injection (README, \"Knowledge-injection recipes\"); data s = seconds spent "
+                    "generating the recipe's data (renderings, questions, teacher answers); a hybrid arm with "
+                    "its lora arm's recipe and settings loads that arm's adapter.", ""]
+
+
 def cells_table(cells: pd.DataFrame) -> list[str]:
     cols = [c for c in ("arm", "seed", "prepare_seconds", "index_build_seconds", "index_chunks",
                         "train_seconds", "train_tokens", "trainable_parameters", "adapter_cached")
@@ -211,7 +234,7 @@ def accuracy_report(cfg, table, summary, breakdown, cells,
     lines += separation_section(full, summary, cfg, probes) + [""]
     lines += kind_table(breakdown) + [""]
     lines += ["## Latency by stage", "", "![latency](latency_stages.png)", ""]
-    lines += cells_table(cells) + ["", "## Rule", "", RULE, ""]
+    lines += recipe_section(cfg, cells) + cells_table(cells) + ["", "## Rule", "", RULE, ""]
     return "\n".join(lines)
 
 

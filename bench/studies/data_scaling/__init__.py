@@ -32,12 +32,13 @@ writes report.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from bench.config import ConfigError
+from bench.config import KEY_OMIT_DEFAULT, ConfigError
+from bench.injection.recipe import Recipe
 from bench.studies.data_scaling import read
 from bench.studies.data_scaling import report as page
 from bench.studies.registry import Study, register_study
@@ -52,6 +53,12 @@ class Settings:
     max_steps: int = 150
     test_items: int = 100                      # held-out test facts per seed (fixed sample)
     reworded_items: int = 100                  # trained facts per setting and seed (at most)
+    # the injection recipe (bench.injection) trained on top of each size with paraphrases: a
+    # third curve; None = none
+    recipe: Recipe | None = field(default=None, metadata=KEY_OMIT_DEFAULT)
+    # at the largest size, two more adapters: 3x the passes (cap raised with them) and 4x the
+    # rank, to tell under-training from capacity when EM falls as n grows
+    diagnose: bool = field(default=False, metadata=KEY_OMIT_DEFAULT)
 
     def validate(self, where: str) -> None:
         if not self.sizes or min(self.sizes) < 1 or len(set(self.sizes)) != len(self.sizes):

@@ -26,7 +26,7 @@ def training_view(dataset: Dataset) -> Dataset:
     items = [replace(q, paraphrases=list(q.paraphrases[:-1])) if q.split == "train" and q.paraphrases
              else q for q in dataset.items]
     fingerprint = content_hash([[p.to_json() for p in dataset.passages], [q.to_json() for q in items]])
-    return Dataset(f"{dataset.name}~heldout-wording", dataset.passages, items, fingerprint)
+    return Dataset(f"{dataset.name}~heldout-wording", dataset.passages, items, fingerprint, dataset.world)
 
 
 def reworded(q: QAItem) -> QAItem:
@@ -45,14 +45,21 @@ def point_settings(base, point: Point, view: Dataset, seed: int, s):
     from bench.arms.adapter import trained_items, training_examples   # torch: off the report path
 
     training = replace(base.training, max_train_questions=point.size, paraphrases=point.augmentation)
+    if point.variant == "recipe":
+        training = replace(training, recipe=s.recipe)
     examples, replay = training_examples(training, view, seed)
     n_replay = round(base.lora.batch_size * base.lora.replay_share) if replay else 0
     per_step = base.lora.batch_size - n_replay
-    steps = max(s.min_steps, min(s.max_steps, math.ceil(s.epochs * len(examples) / per_step)))
+    epochs, cap, lora = s.epochs, s.max_steps, base.lora
+    if point.variant == "passes":     # is the fall the number of passes (and the cap with it)?
+        epochs, cap = 3 * epochs, 3 * cap
+    if point.variant == "rank":       # ... or the adapter's capacity?
+        lora = replace(lora, rank=4 * lora.rank, alpha=4 * lora.alpha)
+    steps = max(s.min_steps, min(cap, math.ceil(epochs * len(examples) / per_step)))
     n_docs = sum(1 for prompt, _ in examples if prompt == "")
     facts = {"trained_items": len(trained_items(training, view, seed)), "train_examples": len(examples),
-             "train_qa_examples": len(examples) - n_docs, "steps": steps}
-    return replace(base, training=training, lora=replace(base.lora, steps=steps)), facts
+             "train_qa_examples": len(examples) - n_docs, "steps": steps, "rank": lora.rank}
+    return replace(base, training=training, lora=replace(lora, steps=steps)), facts
 
 
 def eval_sets(dataset: Dataset, point: Point, training, s, seed: int) -> dict[str, list[QAItem]]:
@@ -102,11 +109,23 @@ def score(rows: list[dict], **fields) -> list[dict]:
              "token_f1": token_f1(r["prediction"], r["answers"])} for r in rows]
 
 
+def sweep_points(s) -> list[Point]:
+    """The plain curve(s), the recipe curve (with paraphrases), then the two checks at the
+    largest size (with paraphrases when the sweep has them)."""
+    points = [Point(n, aug) for aug in s.augmentation for n in sorted(s.sizes)]
+    if s.recipe is not None:
+        points += [Point(n, True, "recipe") for n in sorted(s.sizes)]
+    if s.diagnose:
+        aug = True in s.augmentation
+        points += [Point(max(s.sizes), aug, "passes"), Point(max(s.sizes), aug, "rank")]
+    return points
+
+
 def run_sweep(cfg, s, kinds: dict, datasets: dict, out, cache_dir, progress: bool) -> pd.DataFrame:
     """Every (setting, seed) through lora and hybrid, references once per seed: per-item rows."""
     from bench.engine import run_jobs
 
-    points = [Point(n, aug) for aug in s.augmentation for n in sorted(s.sizes)]
+    points = sweep_points(s)
     refs = [kinds[k] for k in ("closed_book", "rag") if k in kinds]
     swept = [kinds[k] for k in ("lora", "hybrid") if k in kinds]
     jobs, fields = [], []
@@ -128,7 +147,7 @@ def run_sweep(cfg, s, kinds: dict, datasets: dict, out, cache_dir, progress: boo
                 questions = sets["reworded"] + sets["trained"] + sets["test"]
                 jobs.append(job(arm_cfg, arm_settings, view, seed, questions, cfg, tag=f"-{p.label}"))
                 fields.append({"arm": arm_cfg.name, "kind": arm_cfg.arm, "seed": seed, "size": p.size,
-                               "augmentation": p.augmentation, **facts, "sweep": True})
+                               "augmentation": p.augmentation, "variant": p.variant, **facts, "sweep": True})
     rows = []
     for result, f in zip(run_jobs(jobs, out, cache_dir, progress, desc=NAME), fields):
         if f.pop("sweep", False):
@@ -148,6 +167,6 @@ def measure(run) -> dict[str, pd.DataFrame]:
     kinds = {a.arm: a for a in cfg.arms}
     items = run_sweep(cfg, run.settings, kinds, datasets, run.out, run.cache_dir, run.progress)
     cells = cell_table(items)
-    lora = cells[cells["kind"] == "lora"].drop_duplicates(["size", "augmentation", "seed"])
+    lora = cells[cells["kind"] == "lora"].drop_duplicates(["size", "augmentation", "variant", "seed"])
     run.timings["adapter_training"] = round(float(pd.to_numeric(lora["train_seconds"], errors="coerce").sum()), 1)
     return {"items.parquet": items, "cells.csv": cells}

@@ -19,9 +19,13 @@ EVAL_SETS = {"reworded": "trained facts, asked in their held-out (never trained)
              "test": "held-out test-split facts (only inside the training documents)"}
 CLAIM_N = 500               # "100-500 examples already show measurable gains"
 MIN_GAIN = 0.01             # a gain below 1 EM point is no measurable gain
-CELL_COLUMNS = ["arm", "kind", "size", "augmentation", "seed", "eval_set", "items", "exact_match",
+CELL_COLUMNS = ["arm", "kind", "size", "augmentation", "variant", "seed", "eval_set", "items", "exact_match",
                 "token_f1", "closed_book_em", "rag_em", "trained_items", "train_qa_examples",
-                "train_examples", "steps", "train_seconds", "final_loss", "adapter_cached"]
+                "train_examples", "steps", "rank", "train_seconds", "final_loss", "adapter_cached"]
+# what a sweep point trains beyond its size and augmentation: "" (the plain curve), "recipe" (the
+# study's injection recipe on top: the third curve), and at the largest size the two checks of
+# why EM falls as n grows: "passes" (3x the passes, the step cap raised with them), "rank" (4x)
+VARIANTS = {"": "", "recipe": "+recipe", "passes": "+3x passes", "rank": "+4x rank"}
 
 
 @dataclass(frozen=True)
@@ -29,10 +33,11 @@ class Point:
     """One training setting of the sweep."""
     size: int
     augmentation: bool
+    variant: str = ""
 
     @property
     def label(self) -> str:
-        return f"n={self.size}{'+para' if self.augmentation else ''}"
+        return f"n={self.size}{'+para' if self.augmentation else ''}{VARIANTS[self.variant].replace(' ', '')}"
 
 
 # -- tables ----------------------------------------------------------------------------------------
@@ -42,15 +47,16 @@ def cell_table(items: pd.DataFrame) -> pd.DataFrame:
     ref = {k: items[items["kind"] == k].set_index(["seed", "item_id"])["exact_match"]
            for k in ("closed_book", "rag")}
     rows = []
-    keys = ["arm", "kind", "size", "augmentation", "seed", "eval_set"]
-    items = items.assign(size=items.get("size"), augmentation=items.get("augmentation"))
+    keys = ["arm", "kind", "size", "augmentation", "variant", "seed", "eval_set"]
+    items = items.assign(size=items.get("size"), augmentation=items.get("augmentation"),
+                         variant=items["variant"].fillna("") if "variant" in items else "")
     for key, g in items.groupby(keys, sort=False, dropna=False):
         row = dict(zip(keys, key))
         row.update(items=len(g), exact_match=g["exact_match"].mean(), token_f1=g["token_f1"].mean())
         for k, series in ref.items():
             idx = list(zip(g["seed"], g["item_id"]))
             row[f"{k}_em"] = float(series.reindex(idx).mean()) if len(series) else float("nan")
-        for col in CELL_COLUMNS[11:]:
+        for col in CELL_COLUMNS[12:]:
             if col in g:
                 row[col] = g[col].iloc[0]
         rows.append(row)
@@ -62,9 +68,10 @@ def curve_table(cells: pd.DataFrame) -> pd.DataFrame:
     over closed-book on the same items, and on trained facts the gain in facts (EM gain x trained
     items: how many of the n trained facts the adapter added, estimated from the sample asked)."""
     rows = []
-    for key, g in cells.groupby(["arm", "kind", "size", "augmentation", "eval_set"], sort=False, dropna=False):
-        arm, kind, size, aug, eval_set = key
-        base = {"arm": arm, "kind": kind, "size": size, "augmentation": aug, "eval_set": eval_set,
+    for key, g in cells.groupby(["arm", "kind", "size", "augmentation", "variant", "eval_set"], sort=False,
+                                dropna=False):
+        arm, kind, size, aug, variant, eval_set = key
+        base = {"arm": arm, "kind": kind, "size": size, "augmentation": aug, "variant": variant, "eval_set": eval_set,
                 "trained_items": g["trained_items"].mean()}
         series = {"exact_match": g["exact_match"], "token_f1": g["token_f1"],
                   "em_gain_vs_closed_book": g["exact_match"] - g["closed_book_em"]}
@@ -81,7 +88,7 @@ def curve_table(cells: pd.DataFrame) -> pd.DataFrame:
 def setting_label(row) -> str:
     if pd.isna(row["size"]):
         return row["arm"]
-    return f"{row['arm']}@{Point(int(row['size']), _truthy(row['augmentation'])).label}"
+    return f"{row['arm']}@{Point(int(row['size']), _truthy(row['augmentation']), row.get('variant') or '').label}"
 
 
 def summary_table(curve: pd.DataFrame) -> pd.DataFrame:
@@ -99,6 +106,8 @@ def _truthy(v) -> bool:
 
 def load_cells(results_dir: Path) -> pd.DataFrame:
     cells = pd.read_csv(Path(results_dir) / "cells.csv")
+    # results from before the variants: every point is a plain one
+    cells["variant"] = cells["variant"].fillna("") if "variant" in cells else ""
     cells["augmentation"] = cells["augmentation"].map(lambda v: float("nan") if pd.isna(v) else _truthy(v))
     return cells
 
@@ -110,10 +119,18 @@ CLAIM_OVADIA = ("data-scaling.paraphrases",
                 "paraphrase augmentation improves knowledge injection (Ovadia et al. 2023)")
 
 
+def plain(cells: pd.DataFrame) -> pd.Series:
+    """The rows of the plain curves (no recipe, no check), which the claims judge."""
+    if "variant" not in cells:
+        return pd.Series(True, index=cells.index)
+    return cells["variant"].fillna("").eq("")
+
+
 def gain(cells: pd.DataFrame, kind: str, aug: bool, size: int, eval_set: str, minus: str):
     """Mean/CI over seeds of EM(kind at setting) - EM(minus) on the same items: minus is
     'closed_book' (its EM on the same items) or 'other_aug' (the same size without/with paraphrases)."""
-    rows = cells[(cells["kind"] == kind) & (cells["size"] == size) & (cells["eval_set"] == eval_set)]
+    rows = cells[(cells["kind"] == kind) & (cells["size"] == size) & (cells["eval_set"] == eval_set)
+                 & plain(cells)]
     if minus == "other_aug":
         return paired(rows, aug, not aug, "exact_match", by="augmentation")
     own = rows[rows["augmentation"] == aug]
@@ -125,7 +142,7 @@ def gains_verdict(cells: pd.DataFrame, aug: bool = True, eval_set: str = "reword
     EM(lora) - EM(closed_book) lies above 0. Supported if n* <= 500; contradicted if no size
     <= 500 does and at the largest size <= 500 the CI's upper end is below +1 EM point (a gain
     that large is ruled out); inconclusive otherwise."""
-    lora = cells[(cells["kind"] == "lora") & (cells["augmentation"] == aug)]
+    lora = cells[(cells["kind"] == "lora") & (cells["augmentation"] == aug) & plain(cells)]
     sizes = sorted(int(n) for n in lora["size"].dropna().unique())
     gains = {n: gain(cells, "lora", aug, n, eval_set, "closed_book") for n in sizes}
     first = next((n for n in sizes if gains[n][1] > 0), None)
@@ -142,7 +159,7 @@ def claims(results_dir: Path) -> list[Claim]:
     if not results_present(results_dir, "cells.csv"):
         return [not_run(*CLAIM_GAINS, NAME), not_run(*CLAIM_OVADIA, NAME)]
     cells = load_cells(results_dir)
-    lora = cells[cells["kind"] == "lora"]
+    lora = cells[(cells["kind"] == "lora") & plain(cells)]
     augs = sorted({bool(a) for a in lora["augmentation"].dropna()})
     if not augs or not (cells["kind"] == "closed_book").any():
         return [not_run(*CLAIM_GAINS, NAME), not_run(*CLAIM_OVADIA, NAME)]

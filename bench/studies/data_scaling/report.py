@@ -8,9 +8,10 @@ import pandas as pd
 
 from bench.metrics.scores import EM_LEGEND
 from bench.report.claims import fmt_ci, markdown_rows, results_present
-from bench.studies.data_scaling.read import EVAL_SETS, claims, curve_table, load_cells
+from bench.studies.data_scaling.read import EVAL_SETS, VARIANTS, claims, curve_table, load_cells
 
 PLOT = "data_scaling.png"
+MARKERS = {"": "o", "recipe": "D", "passes": "^", "rank": "s"}
 
 
 # -- plots -----------------------------------------------------------------------------------------
@@ -33,13 +34,13 @@ def redraw(results_dir: Path) -> list[Path]:
     for ax, eval_set in zip(axes, ("reworded", "trained", "test")):
         e = em[em["eval_set"] == eval_set]
         swept = e[e["size"].notna()]
-        for (kind, aug), g in swept.groupby(["kind", "augmentation"], sort=False):
+        for (kind, aug, variant), g in swept.groupby(["kind", "augmentation", "variant"], sort=False):
             g = g.sort_values("trained_items")
             x, y = g["trained_items"], 100 * g["mean"]
             err = [100 * (g["mean"] - g["ci_low"]), 100 * (g["ci_high"] - g["mean"])]
-            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, color=colors.get(kind),
-                        linestyle="-" if aug else "--",
-                        label=f"{kind} {'with' if aug else 'without'} paraphrases")
+            ax.errorbar(x, y, yerr=err, marker=MARKERS[variant], capsize=3, color=colors.get(kind),
+                        linestyle=":" if variant == "recipe" else "-" if aug else "--",
+                        label=f"{kind} {'with' if aug else 'without'} paraphrases{VARIANTS[variant]}")
         for _, r in e[e["size"].isna()].iterrows():
             c = colors.get(r["kind"], "black")
             ax.axhline(100 * r["mean"], color=c, linestyle=":", label=f"{r['arm']} (reference)")
@@ -53,11 +54,12 @@ def redraw(results_dir: Path) -> list[Path]:
     ax = axes[3]
     gained = curve[(curve["metric"] == "facts_gained") & (curve["kind"] == "lora")
                    & (curve["eval_set"] == "reworded")]
-    for aug, g in gained.groupby("augmentation", sort=False):
+    for (aug, variant), g in gained.groupby(["augmentation", "variant"], sort=False):
         g = g.sort_values("trained_items")
         ax.errorbar(g["trained_items"], g["mean"], yerr=[g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]],
-                    marker="o", capsize=3, color=colors["lora"], linestyle="-" if aug else "--",
-                    label=f"lora {'with' if aug else 'without'} paraphrases")
+                    marker=MARKERS[variant], capsize=3, color=colors["lora"],
+                    linestyle=":" if variant == "recipe" else "-" if aug else "--",
+                    label=f"lora {'with' if aug else 'without'} paraphrases{VARIANTS[variant]}")
     ax.axhline(0, color="tab:gray", linestyle=":")
     _log_x(ax, gained["trained_items"], NullFormatter)
     ax.set_ylabel("facts gained over closed-book (EM gain x trained items)")
@@ -88,12 +90,13 @@ def curve_markdown(curve: pd.DataFrame) -> list[str]:
              "| EM trained facts, trained wording | EM held-out test facts | gain vs closed-book |",
              "|---|---|---|---|---|---|---|---|"]
     keyed = curve.assign(_size=curve["size"].fillna(-1))
-    for (arm, aug, size), g in keyed.groupby(["arm", "augmentation", "_size"], sort=False, dropna=False):
+    for (arm, aug, variant, size), g in keyed.groupby(["arm", "augmentation", "variant", "_size"], sort=False,
+                                                       dropna=False):
         if size == -1:
             lines.append(f"| {arm} | | reference | {ci(g, 'exact_match', 'reworded')} | "
                          f"| {ci(g, 'exact_match', 'trained')} | {ci(g, 'exact_match', 'test')} | |")
             continue
-        lines.append(f"| {arm} | {'yes' if aug else 'no'} | {g['trained_items'].iloc[0]:.0f} | "
+        lines.append(f"| {arm} | {'yes' if aug else 'no'}{VARIANTS[variant or '']} | {g['trained_items'].iloc[0]:.0f} | "
                      f"{ci(g, 'exact_match', 'reworded')} | {ci(g, 'em_gain_vs_closed_book', 'reworded')} | "
                      f"{ci(g, 'exact_match', 'trained')} | {ci(g, 'exact_match', 'test')} | "
                      f"{ci(g, 'em_gain_vs_closed_book', 'test')} |")
@@ -127,7 +130,7 @@ def report_md(cfg, s, out: Path, quick: bool) -> str:
           "items; gains are seed-paired differences on identical items.",
           "- Exact match in %, mean over seeds with a 95% t-interval (n = seeds).", "",
           f"![learning curves]({PLOT})", "", *curve_markdown(curve), "",
-          "## Verdicts", "", markdown_rows(claims(out)), "",
+          *diagnosis_lines(cells), "## Verdicts", "", markdown_rows(claims(out)), "",
           "## Reading the numbers", "",
           "- EM on trained facts is a per-fact rate over the n facts trained: at a fixed number of passes it can "
           "fall as n grows while the number of facts the adapter adds (EM gain x n, last panel of the plot) rises.",
@@ -135,6 +138,38 @@ def report_md(cfg, s, out: Path, quick: bool) -> str:
           "errors, and it collapses to a point when every seed gives the same value (the suite's `mean_ci`); "
           "the verdicts use exactly these intervals.", ""]
     return "\n".join(md) + "\n"
+
+
+def diagnosis_lines(cells: pd.DataFrame) -> list[str]:
+    """Why EM on trained facts falls as n grows: at the largest size, the plain adapter against
+    3x the passes and against 4x the rank (seed-paired, trained facts reworded and as trained)."""
+    from bench.report.tables import mean_ci, paired
+
+    lora = cells[(cells["kind"] == "lora")]
+    checks = lora[lora["variant"].isin(["passes", "rank"])]
+    if checks.empty:
+        return []
+    n, aug = int(checks["size"].iloc[0]), bool(checks["augmentation"].iloc[0])
+    at = lora[(lora["size"] == n) & (lora["augmentation"] == aug)]
+    out = [f"## Why EM falls as n grows: passes or capacity? (n={n}{', with paraphrases' if aug else ''})", "",
+           "| adapter | steps | rank | EM reworded | EM as trained | EM held-out test | vs plain, reworded |",
+           "|---|---|---|---|---|---|---|"]
+    for variant in ("", "passes", "rank"):
+        g = at[at["variant"] == variant]
+        if g.empty:
+            continue
+        em = lambda e: fmt_ci(*mean_ci(g[g["eval_set"] == e]["exact_match"].tolist())[:3])
+        diff = ""
+        if variant:
+            r = at[at["eval_set"] == "reworded"]
+            d = paired(r[r["variant"].isin(["", variant])], variant, "", "exact_match", by="variant")
+            diff = f"{fmt_ci(*d[:3])} points"
+        first = g.iloc[0]
+        out.append(f"| plain{VARIANTS[variant]} | {first['steps']:.0f} | {first['rank']:.0f} | {em('reworded')} | "
+                   f"{em('trained')} | {em('test')} | {diff} |")
+    return out + ["", "Three times the passes (the step cap raised with them) tests under-training; four times "
+                  "the rank at the same steps tests the adapter's capacity. Seed-paired differences on the "
+                  "same items, 95% CI.", ""]
 
 
 def _t95(n: int) -> float:

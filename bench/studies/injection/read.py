@@ -110,24 +110,33 @@ def redraw(folder: Path, settings: dict) -> list[Path]:
     df, col = load(folder), metric_column(settings)
     s = summary_table(df)
     get = lambda arm, metric: s[(s["arm"] == arm) & (s["metric"] == metric)].iloc[0]
-    fig, ax = plt.subplots(figsize=(9, 6))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), sharey=True)
     colors = {"lora": "tab:orange", "hybrid": "tab:red"}
-    for arm, kind in dict(zip(df["arm"], df["kind"])).items():
-        r = get(arm, col)
-        if kind in ("closed_book", "rag"):
-            c = "tab:gray" if kind == "closed_book" else "tab:blue"
-            ax.axhline(100 * r["mean"], color=c, linestyle=":", label=f"{arm} (reference)")
-            if pd.notna(r["ci_low"]) and r["ci_high"] > r["ci_low"]:
-                ax.axhspan(100 * r["ci_low"], 100 * r["ci_high"], color=c, alpha=0.12)
-            continue
-        x = get(arm, "cost_seconds")["mean"]
-        err = [[100 * (r["mean"] - r["ci_low"])], [100 * (r["ci_high"] - r["mean"])]] if pd.notna(r["ci_low"]) else None
-        ax.errorbar([x], [100 * r["mean"]], yerr=err, marker="o" if kind == "lora" else "s", capsize=3,
-                    color=colors.get(kind, "black"))
-        ax.annotate(arm, (x, 100 * r["mean"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    ax.set_xlabel("training cost: seconds per adapter (LoRA steps + generating the recipe's data)")
-    ax.set_ylabel(f"{'exact match' if col == 'test_em' else 'answer containment'} on held-out facts, %")
-    ax.set_ylim(-3, 103)
-    ax.set_title("Knowledge injection: accuracy against training cost (mean over seeds, 95% CI)", fontsize=10)
-    ax.legend(fontsize=8, loc="upper left")
+    # two costs: the wall seconds (LoRA steps + generating the recipe's data) and the tokens the
+    # steps read (equal steps cost equal seconds; longer examples read more tokens)
+    for ax, (cost, scale, label) in zip(axes, (("cost_seconds", 1, "seconds per adapter (LoRA steps + generating "
+                                                 "the recipe's data)"),
+                                                ("train_tokens", 1e-3, "training tokens per adapter (thousands)"))):
+        for arm, kind in dict(zip(df["arm"], df["kind"])).items():
+            r = get(arm, col)
+            if kind in ("closed_book", "rag"):
+                c = "tab:gray" if kind == "closed_book" else "tab:blue"
+                ax.axhline(100 * r["mean"], color=c, linestyle=":", label=f"{arm} (reference)")
+                if pd.notna(r["ci_low"]) and r["ci_high"] > r["ci_low"]:
+                    ax.axhspan(100 * r["ci_low"], 100 * r["ci_high"], color=c, alpha=0.12)
+                continue
+            x = get(arm, cost)["mean"] * scale
+            err = ([[100 * (r["mean"] - r["ci_low"])], [100 * (r["ci_high"] - r["mean"])]]
+                   if pd.notna(r["ci_low"]) else None)
+            ax.errorbar([x], [100 * r["mean"]], yerr=err, marker="o" if kind == "lora" else "s", capsize=3,
+                        color=colors.get(kind, "black"))
+            ax.annotate(arm, (x, 100 * r["mean"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.set_xlabel(label)
+        ax.margins(x=0.15)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"{'exact match' if col == 'test_em' else 'answer containment'} on held-out facts, %")
+    axes[0].set_ylim(-3, 108)
+    axes[1].legend(fontsize=8, loc="center", bbox_to_anchor=(0.55, 0.28))
+    fig.suptitle("Knowledge injection: accuracy on held-out facts against training cost "
+                 "(mean over seeds, 95% CI)", fontsize=10)
     return [_save(fig, folder / PLOT)]

@@ -5,6 +5,7 @@ end to end on the micro pocket model."""
 
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -307,3 +308,18 @@ def test_a_writer_that_cannot_write_for_this_data_is_refused_before_any_model_lo
     cfg = parse_experiment(raw, "mine.yaml")
     with pytest.raises(ConfigError, match=re.escape("mine.yaml: arms[1].training.recipe.writer: ") + ".*" + re.escape(message)):
         preflight(cfg)
+
+
+@pytest.mark.parametrize("patch, message", [
+    ("study: {plain_arm: nope}", "study.plain_arm: no arm named 'nope'"),
+    ("study: {metric: bleu}", "study.metric: expected exact_match or contains"),
+    ("study: {test_items: 0}", "study.test_items: expected >= 1")])
+def test_bad_injection_settings_fail_with_their_key(tmp_path, patch, message):
+    from bench.studies.driver import load_study_config
+    from bench.studies.registry import get_study
+
+    path = tmp_path / "inj.yaml"
+    path.write_text(f"include: {Path('experiments/injection.yaml').resolve()}\n{patch}\n")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        cfg, s = load_study_config(get_study("injection"), path)
+        get_study("injection").check(cfg, s, str(path))

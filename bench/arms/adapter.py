@@ -150,7 +150,7 @@ def _recipe_parts(generator, settings, env) -> dict:
     from bench.injection.writers import pick_writer
 
     retrieval = getattr(settings, "retrieval", None)
-    return {"writer": pick_writer(recipe, env.dataset, env.cache_dir, env.progress),
+    return {"writer": pick_writer(recipe, env.dataset, env.cache_dir),
             "teacher": make_teacher(generator, env.model, env.cache_dir) if recipe.distill else None,
             "k": retrieval.k if retrieval is not None else 1}
 

@@ -104,8 +104,8 @@ class ModelWriter:
     """An instruct model writing rewritings and questions for a corpus of your own (sampled at
     temperature 0.7, seeded; cached under <cache>/synthetic/ by content hash)."""
 
-    def __init__(self, model_name: str, cache_dir: Path, progress: bool = True):
-        self.name, self.cache_dir, self.progress = model_name, Path(cache_dir), progress
+    def __init__(self, model_name: str, cache_dir: Path):
+        self.name, self.cache_dir = model_name, Path(cache_dir)
         self._generator = None
 
     def renderings(self, dataset, n: int, seed: int) -> list[str]:
@@ -170,7 +170,7 @@ class ModelWriter:
             self._generator = None
 
 
-def pick_writer(recipe, dataset, cache_dir: Path, progress: bool = True):
+def pick_writer(recipe, dataset, cache_dir: Path):
     """The recipe's writer: the world's when the data is the synthetic world (auto) or asked
     for ('world'); otherwise an instruct model by name."""
     from bench.config import ConfigError
@@ -183,4 +183,4 @@ def pick_writer(recipe, dataset, cache_dir: Path, progress: bool = True):
                               f"world (use auto or a model name)")
         return WorldWriter(world)
     name = DEFAULT_WRITER_MODEL if recipe.writer == "auto" else recipe.writer
-    return ModelWriter(name, cache_dir, progress)
+    return ModelWriter(name, cache_dir)

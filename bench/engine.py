@@ -30,6 +30,8 @@ from bench.config import CACHE_DIR, ArmConfig, DataConfig, ModelConfig, content_
 # Bump when code changes what an arm answers (prompting, retrieval, decoding): saved
 # predictions from older code then stop matching and are recomputed, not silently replayed.
 ANSWER_CODE_VERSION = 2
+# items handed to an arm at once, in generator batches (see run_job)
+ANSWER_CHUNK_BATCHES = 4
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,9 @@ def run_job(job: Job, out_dir: Path, cache_dir: Path = CACHE_DIR, progress: bool
     if todo:
         with open_arm(job, cache_dir, progress) as (arm, stats):
             stats_path.write_text(json.dumps(stats, indent=1, default=str))
-            size = job.model.batch_size
+            # a few batches at a time: the generator sorts them by prompt length, so each batch
+            # pads less; every chunk is appended and fsynced before the next
+            size = job.model.batch_size * ANSWER_CHUNK_BATCHES
             bar = tqdm(total=len(job.items), initial=len(job.items) - len(todo), desc=job.label,
                        disable=not progress, leave=False)
             for i in range(0, len(todo), size):

@@ -5,6 +5,8 @@ import math
 import pandas as pd
 import pytest
 
+from bench import engine
+
 from bench.arms.base import Arm
 from bench.config import parse_experiment
 from bench.runner import job_keys, run_experiment
@@ -86,6 +88,7 @@ def test_a_killed_run_resumes_without_redoing_or_duplicating(finished, micro_poc
         return real_answer(self, items)
 
     monkeypatch.setattr(Arm, "answer", dying_answer)
+    monkeypatch.setattr(engine, "ANSWER_CHUNK_BATCHES", 1)   # one generator batch an append
     with pytest.raises(KeyboardInterrupt):
         run_experiment(cfg, tmp_path, cache, progress=False)
     logs = list((tmp_path / "predictions").glob("*.jsonl"))

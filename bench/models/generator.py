@@ -124,26 +124,29 @@ class Generator:
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], temperature: float = 0.0,
                  seed: int | None = None) -> list[Generation]:
-        out: list[Generation] = []
-        for i in range(0, len(prompts), self.batch_size):
-            out.extend(self._batch(prompts[i:i + self.batch_size], temperature, seed))
+        """Answers in the prompts' order. Prompts are batched by length (sorted, then cut into
+        batches) so a batch pads to its own longest prompt, not to the longest of the call."""
+        ids = self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"] if prompts else []
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out: list[Generation | None] = [None] * len(ids)
+        for i in range(0, len(order), self.batch_size):
+            chunk = order[i:i + self.batch_size]
+            for j, g in zip(chunk, self._batch([ids[j] for j in chunk], temperature, seed)):
+                out[j] = g
         return out
 
-    def _batch(self, prompts: Sequence[str], temperature: float, seed: int | None) -> list[Generation]:
+    def _batch(self, rows: list[list[int]], temperature: float, seed: int | None) -> list[Generation]:
         tok = self.tokenizer
-        enc = tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
-        enc = {k: v.to(self.model.device) for k, v in enc.items()}
+        enc = left_pad(rows, tok.pad_token_id, self.model.device)
         if seed is not None:
             torch.manual_seed(seed)
-        sampling = temperature > 0
         start = time.perf_counter()
         budget = self.answer_budget()
-        ids = self.model.generate(**enc, max_new_tokens=budget, do_sample=sampling,
-                                  temperature=temperature if sampling else None, top_p=None,
-                                  top_k=None, pad_token_id=tok.pad_token_id,
-                                  eos_token_id=tok.eos_token_id)
-        seconds = (time.perf_counter() - start) / len(prompts)
+        ids = self.model.generate(**enc, max_new_tokens=budget, do_sample=temperature > 0,
+                                  temperature=temperature if temperature > 0 else None, top_p=None,
+                                  top_k=None, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
         new = ids[:, enc["input_ids"].shape[1]:]
+        seconds = (time.perf_counter() - start) / len(rows)
         results = []
         for row, mask in zip(new, enc["attention_mask"]):
             ended = (row == tok.eos_token_id).nonzero()
@@ -180,3 +183,15 @@ class Generator:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device) -> dict[str, torch.Tensor]:
+    """Token id rows as one left-padded batch (generation appends on the right)."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        if r:
+            ids[i, width - len(r):] = torch.tensor(r)
+            mask[i, width - len(r):] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}

@@ -11,7 +11,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from tqdm import tqdm
 
-from bench.models.training import collate, encode_example, per_example_loss
+from bench.models.training import encode_example, train_step
 
 Example = tuple[str, str]   # (prompt, target); empty prompt = language modelling on the target
 
@@ -68,6 +68,7 @@ def train_lora(model, tokenizer, examples: Sequence[Example], settings: LoraSett
                       replay_share=settings.replay_share, rng=rng, replay=replay, progress=progress)
     stats = {"trainable_parameters": trainable, "total_parameters": total,
              "train_seconds": round(fit["seconds"], 2), "train_tokens": fit["tokens"],
+             "train_padded_positions": fit["padded_positions"],
              "final_loss": fit["final_loss"], "settings": settings.to_json()}
     return peft_model, stats
 
@@ -82,8 +83,16 @@ def fit_adapter(peft_model, tokenizer, examples: Sequence[Example], *, steps: in
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 20) * max(0.1, 1 - s / steps))
     n_replay = round(batch_size * replay_share) if replay else 0
+    encoded: dict[Example, tuple[list[int], list[int]]] = {}   # each distinct example tokenized once
+
+    def encode(example: Example):
+        if example not in encoded:
+            encoded[example] = encode_example(tokenizer, *example)
+        return encoded[example]
+
     order: list[int] = []
-    tokens, start = 0, time.perf_counter()
+    tokens = positions = 0
+    start = time.perf_counter()
     peft_model.train()
     for _ in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
         rows = []
@@ -91,15 +100,14 @@ def fit_adapter(peft_model, tokenizer, examples: Sequence[Example], *, steps: in
             if not order:   # epochs over the examples, reshuffled each time
                 order = list(range(len(examples)))
                 rng.shuffle(order)
-            rows.append(encode_example(tokenizer, *examples[order.pop()]))
-        rows += [encode_example(tokenizer, *replay(rng)) for _ in range(n_replay)]
-        batch = {k: v.to(peft_model.device) for k, v in collate(rows, tokenizer.pad_token_id).items()}
-        loss = per_example_loss(peft_model, batch)
-        loss.backward()
+            rows.append(encode(examples[order.pop()]))
+        rows += [encode(replay(rng)) for _ in range(n_replay)]
+        loss, padded = train_step(peft_model, rows, tokenizer.pad_token_id, peft_model.device)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        tokens += int(batch["attention_mask"].sum())
+        tokens += sum(len(ids) for ids, _ in rows)
+        positions += padded
     peft_model.eval()
-    return {"seconds": time.perf_counter() - start, "tokens": tokens,
-            "final_loss": round(loss.item(), 4)}
+    return {"seconds": time.perf_counter() - start, "tokens": tokens, "padded_positions": positions,
+            "final_loss": round(loss, 4)}

@@ -175,6 +175,17 @@ def cmd_profile(args) -> int:
     return 0
 
 
+def cmd_suite(args) -> int:
+    """Every study (or --studies) into one results root, timed, then its claims report."""
+    from bench.studies.suite import run_suite
+
+    names = args.studies.split(",") if args.studies else None
+    root = Path(args.root or ("results/quick" if args.quick else "results"))
+    run_suite(root, names, quick=args.quick, model=args.model, probes=not args.no_probes,
+              progress=not args.quiet)
+    return 0
+
+
 def cmd_compare(args) -> int:
     from bench.report.compare import run_compare
 
@@ -197,6 +208,24 @@ def cmd_studies(args) -> int:
     return 0
 
 
+def cmd_perf(args) -> int:
+    """Generation, LoRA step, retrieval and `make all` timings beside bare baselines (bench/perf)."""
+    from bench.perf import SECTIONS, settings_for
+    from bench.perf.run import run_perf
+
+    sections = args.sections.split(",") if args.sections else list(SECTIONS)
+    unknown = [x for x in sections if x not in SECTIONS]
+    if unknown:
+        raise ConfigError(f"--sections: unknown section '{unknown[0]}'; expected some of {list(SECTIONS)}")
+    if args.chunks is not None and args.chunks < 1:
+        raise ConfigError(f"--chunks: expected >= 1, got {args.chunks}")
+    settings = settings_for(args.quick, model=args.model, chunks=args.chunks, threads=args.threads)
+    start = time.perf_counter()
+    report = run_perf(Path(args.out), settings, sections, quick=args.quick, progress=not args.quiet)
+    print(f"wrote {report.parent}/ (report: {report}) in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
 def cmd_report(args) -> int:
     from bench.report.claims_report import build_report
 
@@ -204,6 +233,14 @@ def cmd_report(args) -> int:
     md, page, tally = build_report(Path(args.results), Path(args.out or args.results))
     print(f"{tally}\nwrote {md} and {page} in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def add_executor(s) -> None:
+    # checked in main, not by argparse choices: a bad name is one line and exit 2, as a bad
+    # BENCH_EXECUTOR is (argparse would print its usage too)
+    s.add_argument("--executor", metavar="{local,ray}",
+                   help="where jobs run: local (here, in order; the default) or ray (Ray tasks on "
+                        "the cluster RAY_ADDRESS names, else a local one); default: $BENCH_EXECUTOR or local")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help="run with this model instead of the YAML's")
     s.add_argument("--report-only", action="store_true",
                    help="only rewrite summary, plots and report from the saved items.csv")
+    add_executor(s)
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("study", help="run a study by name (see `bench studies`)")
@@ -259,13 +297,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report-only", action="store_true",
                    help="rewrite derived tables, plots and report.md from the saved tables; no model runs")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_executor(s)
     s.set_defaults(func=cmd_study)
 
     s = sub.add_parser("profile", help="the real-model profile: the profile studies on one model, timed")
     s.add_argument("model", help="a model name (smollm2-135m), folder or hub name")
     s.add_argument("--studies", help=f"comma-separated (default: {','.join(PROFILE_STUDIES)})")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_executor(s)
     s.set_defaults(func=cmd_profile)
+
+    s = sub.add_parser("suite", help="every study in one go (make quick: --quick into results/quick), "
+                                     "timed, then the claims report")
+    s.add_argument("--quick", action="store_true", help="each study's small setting; verdicts marked (quick)")
+    s.add_argument("--root", help="results root (default: results/quick with --quick, else results)")
+    s.add_argument("--studies", help="comma-separated (default: every study of make all)")
+    s.add_argument("--model", help="run with this model instead of each YAML's")
+    s.add_argument("--no-probes", action="store_true", help="skip the pocket model's probes (a quick suite always does)")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_executor(s)
+    s.set_defaults(func=cmd_suite)
 
     s = sub.add_parser("compare", help="two results folders of one study: per-arm, per-metric "
                                        "differences B - A with paired 95%% intervals, table and plot")
@@ -281,16 +332,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--results", default="results", help="folder with one results folder per experiment")
     s.add_argument("--out", help="where report.md and report.html go (default: --results)")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("perf", help="where the bench spends its time: generation, LoRA step, retrieval "
+                                    "and make all by target, beside bare baselines")
+    s.add_argument("--out", default="results/perf")
+    s.add_argument("--quick", action="store_true",
+                   help="smoke-run sizes: 10k chunks instead of 100k, fewer prompts, steps and repeats")
+    s.add_argument("--sections", help="comma-separated, some of generation,lora,retrieval,make (default: all)")
+    s.add_argument("--model", help="default: pocket")
+    s.add_argument("--chunks", type=int, help="chunks in the retrieval index (default 100000; --quick 10000)")
+    s.add_argument("--threads", type=int, help="torch threads for generation and training (default: torch's)")
+    s.add_argument("--quiet", action="store_true", help="no progress output")
+    s.set_defaults(func=cmd_perf)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from bench.config import ConfigError
+    from bench.executors import using
     from bench.models.resolve import ModelNotFound
 
     try:
-        return args.func(args)
+        if not hasattr(args, "executor"):   # commands that run no jobs ignore BENCH_EXECUTOR
+            return args.func(args)
+        with using(args.executor):   # checked (flag, else BENCH_EXECUTOR) before anything loads
+            return args.func(args)
     except (DataError, ModelNotFound, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

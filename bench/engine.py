@@ -8,7 +8,8 @@ data config, view, seed); timings and labels do not count. A job whose log alrea
 item loads no model. Otherwise the arm is prepared (model loaded, adapter trained or loaded from
 its content-hash cache, index built or opened), answers the missing items in batches, and each
 batch is appended and fsynced, so a killed run resumes where it stopped. One job's model is
-closed before the next job's loads.
+closed before the next job's loads. `run_jobs` runs the jobs here, in order, or with
+`--executor ray` as Ray tasks, each the same `run_job` in a worker (bench.executors).
 
 Studies that must act between answers (freshness updates the arm in place between its two
 passes) use the same pieces: `open_arm` and `answer_rows`.
@@ -161,9 +162,17 @@ def torch_threads(n: int):
 
 def run_jobs(jobs: Sequence[Job], out_dir: Path | str, cache_dir: Path | str = CACHE_DIR,
              progress: bool = True, desc: str = "jobs") -> list[JobResult]:
-    """Run every job in order (resuming finished work); one result per job."""
+    """Run every job (resuming finished work); one result per job, in the jobs' order. The
+    executor in force (bench.executors: --executor / BENCH_EXECUTOR) runs them here, in order
+    (local), or as Ray tasks (ray)."""
+    from bench.executors import current
+
     out_dir, cache_dir = Path(out_dir), Path(cache_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if current() == "ray":
+        from bench.executors import run_jobs_ray   # imports ray only on this path
+
+        return run_jobs_ray(jobs, out_dir, cache_dir, progress, desc)
     results = []
     bar = tqdm(jobs, desc=desc, disable=not progress)
     for job in bar:

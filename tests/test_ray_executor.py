@@ -1,0 +1,155 @@
+"""--executor ray: a small accuracy study on the micro pocket model, once here (local) and once as
+Ray tasks on a two-CPU local cluster, into separate results and cache folders. The two runs must
+agree on every prediction and score (timings aside), and the Ray run's jobs, LoRA training
+included, must have run in Ray workers. Also: a bad executor name is one line and exit 2."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import executors
+from bench.report.outputs import load_item_table
+from bench.studies.driver import run_study
+
+ROOT = Path(__file__).resolve().parent.parent
+LORA = "{rank: 4, alpha: 8, steps: 3, batch_size: 4}"
+
+
+def timing(col: str) -> bool:
+    return col.startswith("t_")   # per-stage seconds, the only wall-clock columns of a row
+
+
+@pytest.fixture(scope="module")
+def two_runs(micro_pocket, tmp_path_factory):
+    if importlib.util.find_spec("ray") is None:   # find_spec: the local run below must import it itself
+        pytest.skip("ray is not installed")
+    root = tmp_path_factory.mktemp("ray-executor")
+    config = root / "accuracy.yaml"
+    # threads: 1 in both runs: a Ray task gets its num_cpus as torch threads, and matrix products
+    # summed over a different thread count may differ in the last bits
+    config.write_text(
+        "name: accuracy\n"
+        "data: {world: {entities: 8}, eval_splits: [test, train], max_items: 3}\n"
+        f"seeds: [0]\nmodel: {{name: {micro_pocket[0]}, max_new_tokens: 3, batch_size: 4, threads: 1}}\n"
+        "arms:\n  - {name: closed_book, arm: closed_book}\n"
+        "  - {name: rag, arm: rag, retrieval: {k: 1}}\n"
+        f"  - {{name: lora, arm: lora, lora: {LORA}}}\n"
+        f"  - {{name: hybrid, arm: hybrid, retrieval: {{k: 1}}, lora: {LORA}}}\n")
+    ray_loaded = "ray" in sys.modules   # by an earlier test of this session (then the check is moot)
+    with executors.using("local"):
+        run_study("accuracy", config, root / "local", cache_dir=root / "cache-local", progress=False)
+    local_imported_ray = not ray_loaded and "ray" in sys.modules
+
+    import ray
+
+    auth_mode = os.environ.get("RAY_AUTH_MODE")   # a local cluster sets it in this process
+    ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        executors.RAY_TASKS.clear()
+        with executors.using("ray"):
+            run_study("accuracy", config, root / "ray", cache_dir=root / "cache-ray", progress=False)
+        tasks = list(executors.RAY_TASKS)
+    finally:
+        ray.shutdown()   # stops the local cluster's processes
+        executors.RAY_TASKS.clear()
+        if auth_mode is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+    return root, tasks, local_imported_ray
+
+
+def test_a_ray_run_writes_what_a_local_run_writes(two_runs):
+    root, _, _ = two_runs
+    local, remote = (load_item_table(root / d / "items.csv") for d in ("local", "ray"))
+    assert len(local) == 4 * 6 and set(local["arm"]) == {"closed_book", "rag", "lora", "hybrid"}
+    keep = [c for c in local.columns if not timing(c)]
+    assert list(remote.columns) == list(local.columns)
+    pd.testing.assert_frame_equal(local[keep], remote[keep])
+    # the prediction logs: the same files (same job keys), the same rows but for timings
+    logs = {d: sorted((root / d / "predictions").glob("*.jsonl")) for d in ("local", "ray")}
+    assert [p.name for p in logs["local"]] == [p.name for p in logs["ray"]] and len(logs["local"]) == 4
+
+    def rows(path):
+        return [{k: v for k, v in json.loads(line).items() if not timing(k)}
+                for line in path.read_text().splitlines()]
+    for a, b in zip(logs["local"], logs["ray"]):
+        assert rows(a) == rows(b), a.name
+
+
+def test_the_jobs_and_the_lora_training_ran_in_ray_workers(two_runs):
+    root, tasks, _ = two_runs
+    assert sorted(t["label"] for t in tasks) == ["closed_book-s0", "hybrid-s0", "lora-s0", "rag-s0"]
+    assert all(t["pid"] != os.getpid() for t in tasks)      # not this (the driver's) process
+    # one adapter, trained in a worker (the driver ran no job) into the Ray run's cache folder,
+    # shared by lora and hybrid through its entry lock
+    (adapter,) = (root / "cache-ray" / "adapters").iterdir()
+    assert (adapter / "stats.json").exists()
+    assert [p.name for p in (root / "cache-local" / "adapters").iterdir()] == [adapter.name]
+    cells = pd.read_csv(root / "ray" / "cells.csv").set_index("arm")
+    assert cells.loc["lora", "adapter_key"] == cells.loc["hybrid", "adapter_key"] == adapter.name
+    assert sorted(cells["adapter_cached"].dropna().astype(str)) == ["False", "True"]   # trained once
+
+
+def test_the_local_executor_never_imports_ray(two_runs):
+    assert not two_runs[2]
+
+
+def test_resources_follow_threads_and_training(four_arms):
+    import dataclasses
+
+    from bench.engine import Job
+
+    arms = {a.arm: a for a in four_arms.arms}
+    for threads, cpus in ((0, 1), (3, 3)):
+        model = dataclasses.replace(four_arms.model, threads=threads)
+        jobs = {kind: Job(arm, 0, model, four_arms.data) for kind, arm in arms.items()}
+        assert executors.resources(jobs["rag"], 2) == {"num_cpus": cpus, "num_gpus": 0}
+        assert executors.resources(jobs["lora"], 2) == {"num_cpus": cpus, "num_gpus": 1}
+        assert executors.resources(jobs["hybrid"], 0) == {"num_cpus": cpus, "num_gpus": 0}   # no GPU in the cluster
+
+
+# -- choosing the executor -------------------------------------------------------------------------
+
+def test_the_flag_wins_over_the_variable_and_both_end_with_the_command(monkeypatch):
+    from bench import cli
+
+    seen = []
+    monkeypatch.setattr(cli, "cmd_study", lambda args: seen.append(executors.current()) or 0)
+    monkeypatch.delenv(executors.ENV, raising=False)
+    assert cli.main(["study", "accuracy", "--executor", "ray"]) == 0
+    monkeypatch.setenv(executors.ENV, "ray")
+    assert cli.main(["study", "accuracy"]) == 0
+    assert cli.main(["study", "accuracy", "--executor", "local"]) == 0
+    assert seen == ["ray", "ray", "local"]
+    monkeypatch.delenv(executors.ENV)
+    assert executors.current() == "local"
+
+
+@pytest.mark.parametrize("argv, env, named", [
+    (["study", "accuracy", "--executor", "bogus"], None, "--executor"),
+    (["run", "experiments/accuracy.yaml"], "bogus", "BENCH_EXECUTOR"),
+])
+def test_an_unknown_executor_is_one_line_and_exit_2(argv, env, named, monkeypatch, capsys):
+    from bench.cli import main
+
+    if env is None:
+        monkeypatch.delenv(executors.ENV, raising=False)
+    else:
+        monkeypatch.setenv(executors.ENV, env)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {named}: unknown executor 'bogus'; choices: local, ray"
+
+
+def test_make_with_a_bad_executor_fails_at_once():
+    """As `make all BENCH_EXECUTOR=bogus` runs it: a process, exit 2, one line on stderr."""
+    env = {**os.environ, executors.ENV: "bogus"}
+    p = subprocess.run([sys.executable, "-m", "bench", "study", "accuracy", "--quiet"], cwd=ROOT,
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == ["error: BENCH_EXECUTOR: unknown executor 'bogus'; choices: local, ray"]

@@ -14,7 +14,7 @@ STUDY := $(PY) -m bench study
 FLAGS := $(if $(MODEL),--model $(MODEL))
 
 .PHONY: all setup test pocket-model pocket-model-if-stale probes accuracy latency cost coldstart freshness scale scale-100k real setup-gemma \
-	hallucination consistency format data-scaling injection forgetting popularity lora-params report world clean-caches
+	hallucination consistency format data-scaling injection forgetting popularity lora-params report world clean-caches perf
 
 ## all: the main job: every experiment that exists, on the offline default
 all: probes accuracy latency cost coldstart freshness scale \
@@ -108,6 +108,11 @@ popularity: pocket-model-if-stale
 ## lora-params: trainable parameters and adapter size by rank and target modules; results/lora-params/
 lora-params: pocket-model-if-stale
 	$(STUDY) lora-params $(FLAGS)
+
+## perf: where the bench spends its time (generation, LoRA step, retrieval at 100k chunks, make all by
+## target) beside bare baselines; results/perf/ (scripts/time_make_all.sh times make all target by target)
+perf: pocket-model-if-stale
+	$(PY) -m bench perf
 
 ## real: the real-model profile on SmolLM2-135M-Instruct (REAL_MODEL=...): accuracy, hallucination,
 ## forgetting (general knowledge), popularity, consistency, cost, latency, sized by

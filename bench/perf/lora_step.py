@@ -1,0 +1,196 @@
+"""LoRA step: seconds per step of the bench's training loop against bare steps at the same shapes.
+
+The training examples are the accuracy study's `lora` arm's (its recipe, rank, batch size and
+learning rate, read from the YAML), built by `bench.arms.adapter.training_examples` on a world
+of the same kind. Rows of lora_step.csv:
+  bench_fit_adapter  `bench.models.lora.fit_adapter` for `steps` steps on a fresh peft model, as
+                     `train_lora` wraps it: sampling, tokenizing, batching (however the loop
+                     groups a batch today), forward, backward, AdamW, schedule; total / steps.
+                     A two-step call first, untimed, pays the first-call costs.
+  bare_padded        the naive step on the same batches: one tensor padded to the batch's
+                     longest row, forward + backward + AdamW; ids pre-tokenized and pre-padded,
+                     so nothing but the model and the optimizer is timed
+  bare_unpadded      a lower bound on positions: the same rows in groups of equal length (length
+                     sorted, no padding at all, one forward per distinct length), gradients
+                     accumulated, one AdamW step; it runs only real tokens but pays a call per group
+  tokenize           encode_example on every row of every step (what a loop without an encode
+                     cache pays per step; included in bench_fit_adapter when the loop tokenizes)
+
+The batches are drawn by a copy of fit_adapter's sampler (epochs of reshuffled examples from
+the same seed, then the replay share); `batches_match` says whether the real tokens it counts
+equal the loop's own count, i.e. whether the bare rows ran the loop's batches.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import replace
+from itertools import groupby
+
+import pandas as pd
+import torch
+
+from bench.models.training import IGNORE, collate, encode_example
+
+COLUMNS = ["path", "steps", "batch_size", "seconds_per_step", "real_tokens_per_step",
+           "positions_per_step", "padding_share", "forward_calls_per_step", "real_tokens_per_s",
+           "batches_match"]
+
+
+def arm_recipe(cfg, arm_name: str):
+    """(TrainingData, LoraSettings) of the named adapted arm of an experiment config."""
+    for arm in cfg.arms:
+        if arm.name == arm_name and hasattr(arm.settings, "lora"):
+            return arm.settings.training, arm.settings.lora
+    raise ValueError(f"{cfg.name}: no adapted arm named {arm_name!r}")
+
+
+def draw_batches(examples, replay, batch_size: int, replay_share: float, steps: int, seed: int):
+    """fit_adapter's batches, drawn the same way from the same seed."""
+    rng = random.Random(seed)
+    n_replay = round(batch_size * replay_share) if replay else 0
+    order: list[int] = []
+    batches = []
+    for _ in range(steps):
+        rows = []
+        for _ in range(batch_size - n_replay):
+            if not order:
+                order = list(range(len(examples)))
+                rng.shuffle(order)
+            rows.append(examples[order.pop()])
+        rows += [rng.choice(replay) for _ in range(n_replay)]
+        batches.append(rows)
+    return batches
+
+
+def fresh_adapter(model, lora):
+    """A peft model wrapped as train_lora wraps it."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(lora.seed)
+    config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def _adamw(peft_model, lr: float):
+    return torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=lr)
+
+
+def bare_padded(peft_model, batches: list[dict], lr: float) -> float:
+    """Seconds for the naive steps over pre-padded batches."""
+    opt = _adamw(peft_model, lr)
+    peft_model.train()
+    t0 = time.perf_counter()
+    for b in batches:
+        logits = peft_model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+        loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(),
+                                                 b["labels"][:, 1:].flatten(), ignore_index=IGNORE)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    seconds = time.perf_counter() - t0
+    peft_model.eval()
+    return seconds
+
+
+def bare_unpadded(peft_model, steps: list[list[dict]], lr: float) -> float:
+    """Seconds for the equal-length-group steps (no attention mask: nothing to mask)."""
+    opt = _adamw(peft_model, lr)
+    peft_model.train()
+    t0 = time.perf_counter()
+    for groups in steps:
+        targets = sum(int((g["labels"][:, 1:] != IGNORE).sum()) for g in groups)
+        for g in groups:
+            logits = peft_model(input_ids=g["input_ids"]).logits
+            loss = torch.nn.functional.cross_entropy(
+                logits[:, :-1].flatten(0, 1).float(), g["labels"][:, 1:].flatten(),
+                ignore_index=IGNORE, reduction="sum") / max(targets, 1)
+            loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    seconds = time.perf_counter() - t0
+    peft_model.eval()
+    return seconds
+
+
+def equal_length_groups(rows, pad_id: int) -> list[dict]:
+    rows = sorted(rows, key=lambda r: len(r[0]))
+    return [collate(list(group), pad_id) for _, group in groupby(rows, key=lambda r: len(r[0]))]
+
+
+def _bench_calls(rows) -> int:
+    """Forward calls fit_adapter makes for one batch: one per micro-batch where the loop splits
+    batches (bench.models.training.micro_batches), else one."""
+    try:
+        from bench.models.training import micro_batches
+    except ImportError:
+        return 1
+    return len(micro_batches(rows))
+
+
+def measure(model_name: str, cfg, arm_name: str, dataset, steps: int, seed: int,
+            progress: bool = False) -> tuple[pd.DataFrame, dict]:
+    """(lora_step table, headline ratios)."""
+    from bench.arms.adapter import training_examples
+    from bench.models.generator import Generator
+    from bench.models.lora import fit_adapter
+
+    training, lora = arm_recipe(cfg, arm_name)
+    gen = Generator.load(model_name, chat=cfg.model.chat, demos=0)   # adapted arms: no worked turns
+    examples, replay = training_examples(training, dataset, seed, gen.answer_style, gen.chat)
+    lora = replace(lora, seed=seed, steps=steps, replay_share=lora.replay_share if replay else 0.0)
+    tok, pad = gen.tokenizer, gen.tokenizer.pad_token_id
+    peft_model = fresh_adapter(gen.model, lora)
+    replay_fn = (lambda r: r.choice(replay)) if replay else None
+    common = dict(batch_size=lora.batch_size, lr=lora.lr, replay_share=lora.replay_share,
+                  replay=replay_fn, progress=False)
+    fit_adapter(peft_model, tok, examples, steps=2, rng=random.Random(seed + 1), **common)   # warm-up
+    fit = fit_adapter(peft_model, tok, examples, steps=steps, rng=random.Random(seed), **common)
+
+    drawn = draw_batches(examples, replay, lora.batch_size, lora.replay_share, steps, seed)
+    t0 = time.perf_counter()
+    encoded = [[encode_example(tok, *ex) for ex in rows] for rows in drawn]
+    tokenize_s = time.perf_counter() - t0
+    real = sum(len(ids) for rows in encoded for ids, _ in rows)
+    padded = [collate(rows, pad) for rows in encoded]
+    grouped = [equal_length_groups(rows, pad) for rows in encoded]
+    bare_padded(peft_model, padded[:2], lora.lr)                     # warm-up of the bare paths
+    bare_unpadded(peft_model, grouped[:2], lora.lr)
+    padded_s = bare_padded(peft_model, padded, lora.lr)
+    unpadded_s = bare_unpadded(peft_model, grouped, lora.lr)
+
+    naive_positions = sum(b["input_ids"].numel() for b in padded)
+    bench_positions = fit.get("padded_positions", naive_positions)   # the loop before micro-batches padded naively
+    match = int(fit["tokens"]) == real
+    per = lambda x: x / steps
+    rows = [
+        _row("bench_fit_adapter", steps, lora.batch_size, fit["seconds"], real, bench_positions,
+             per(sum(_bench_calls(r) for r in encoded)), match),
+        _row("bare_padded", steps, lora.batch_size, padded_s, real, naive_positions, 1.0, None),
+        _row("bare_unpadded", steps, lora.batch_size, unpadded_s, real, real,
+             per(sum(len(g) for g in grouped)), None),
+        _row("tokenize", steps, lora.batch_size, tokenize_s, real, float("nan"), 0.0, None),
+    ]
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    by = table.set_index("path")["seconds_per_step"]
+    headline = {"bench_over_bare_padded": by["bench_fit_adapter"] / by["bare_padded"],
+                "bench_over_bare_unpadded": by["bench_fit_adapter"] / by["bare_unpadded"],
+                "batches_match": match, "train_examples": len(examples), "replay_examples": len(replay),
+                "lora": lora.to_json()}
+    if progress:
+        print("perf lora: " + ", ".join(f"{r['path']} {r['seconds_per_step'] * 1000:.0f} ms/step"
+                                        for r in rows), flush=True)
+    gen.close()
+    return table, headline
+
+
+def _row(path, steps, batch_size, seconds, real, positions, calls, match) -> dict:
+    return {"path": path, "steps": steps, "batch_size": batch_size,
+            "seconds_per_step": seconds / steps, "real_tokens_per_step": real / steps,
+            "positions_per_step": positions / steps,
+            "padding_share": 1 - real / positions if positions == positions and positions else float("nan"),
+            "forward_calls_per_step": calls,
+            "real_tokens_per_s": real / seconds if seconds and path != "tokenize" else float("nan"),
+            "batches_match": match}

@@ -1,0 +1,80 @@
+"""`make all`'s wall time by target: what each study's manifest says it took, beside what
+scripts/time_make_all.sh measured around each `make <target>` when it was run.
+
+The manifests give a study's own seconds (`timings_seconds.total`, or `seconds` for probes) and
+when and under what load it ran; they cover the study's work, not the `pocket-model-if-stale`
+check or the interpreter start. The log (results/perf/make-all.csv, one line per target run:
+target,start,end,seconds,exit_code,load_1m) is the wall time a user waits; its latest line per
+target is used. A target with neither (report: it has no manifest) shows blanks.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+COLUMNS = ["target", "manifest_seconds", "manifest_written_at", "manifest_load_1m", "quick",
+           "make_seconds", "make_exit_code", "make_end", "make_load_1m"]
+LOG = Path("results/perf/make-all.csv")
+
+
+def all_targets(makefile: Path = Path("Makefile")) -> list[str]:
+    """The prerequisites of `all:` in order (the rule may continue over backslashed lines)."""
+    text = Path(makefile).read_text()
+    m = re.search(r"^all: (.*?)(?<!\\)\n", text, re.M | re.S)
+    return [t for t in m.group(1).replace("\\", " ").split()] if m else []
+
+
+def manifest_seconds(folder: Path) -> dict:
+    f = folder / "manifest.json"
+    if not f.is_file():
+        return {}
+    try:
+        doc = json.loads(f.read_text())
+    except ValueError:
+        return {}
+    timings = doc.get("timings_seconds")
+    seconds = timings.get("total") if isinstance(timings, dict) else None
+    load = (doc.get("hardware") or {}).get("load_average_1_5_15") or [None]
+    return {"manifest_seconds": seconds if seconds is not None else doc.get("seconds"),
+            "manifest_written_at": doc.get("written_at"), "manifest_load_1m": load[0],
+            "quick": doc.get("quick")}
+
+
+def read_log(log: Path) -> dict[str, dict]:
+    """The latest logged run of each target."""
+    if not Path(log).is_file():
+        return {}
+    latest: dict[str, dict] = {}
+    with Path(log).open(newline="") as f:
+        for row in csv.DictReader(f):
+            if row.get("target"):
+                latest[row["target"]] = row
+    return latest
+
+
+def _number(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def table(results: Path = Path("results"), makefile: Path = Path("Makefile"), log: Path = LOG) -> pd.DataFrame:
+    logged = read_log(log)
+    rows = []
+    for target in all_targets(makefile):
+        row = {"target": target, **manifest_seconds(Path(results) / target)}
+        if target in logged:
+            got = logged[target]
+            row.update(make_seconds=_number(got.get("seconds")), make_exit_code=got.get("exit_code"),
+                       make_end=got.get("end"), make_load_1m=_number(got.get("load_1m")))
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    total = {"target": "total", "manifest_seconds": pd.to_numeric(df["manifest_seconds"]).sum(min_count=1),
+             "make_seconds": pd.to_numeric(df["make_seconds"]).sum(min_count=1)}
+    return pd.concat([df, pd.DataFrame([total], columns=COLUMNS)], ignore_index=True)

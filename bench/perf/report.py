@@ -1,0 +1,184 @@
+"""report.md of a perf folder, from its saved CSVs and the manifest's section records only (no
+model code): each section's table, what its columns mean, and its ratios in plain words."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+
+def fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        a = abs(v)
+        if float(v).is_integer() and a < 1e6:
+            return f"{int(v):,}"
+        return f"{v:,.0f}" if a >= 100 else f"{v:.2f}" if a >= 1 else f"{v:.3g}"
+    return str(v)
+
+
+def md_table(df: pd.DataFrame, columns: list[str] | None = None) -> list[str]:
+    columns = [c for c in (columns or list(df.columns)) if c in df.columns]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for _, row in df.iterrows():
+        lines.append("| " + " | ".join(fmt(_py(row[c])) for c in columns) + " |")
+    return lines
+
+
+def _py(v):
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, str) and v in ("True", "False"):   # booleans read back from CSV
+        return v == "True"
+    return v
+
+
+def _when(meta: dict) -> str:
+    if not meta:
+        return "not run"
+    load = meta.get("load_average_1_5_15", {})
+    return (f"{meta.get('seconds', 0):.0f} s on {meta.get('written_at', '?')}"
+            f"{' (--quick)' if meta.get('quick') else ''}, load average (1 min) "
+            f"{(load.get('start') or ['?'])[0]} at the start, {(load.get('end') or ['?'])[0]} at the end")
+
+
+def generation_md(t: dict, meta: dict) -> list[str]:
+    if "generation.csv" not in t:
+        return []
+    g, r = t["generation.csv"], t.get("generation_ratios.csv", pd.DataFrame())
+    out = ["## Generation", "", f"Measured in {_when(meta)}.", "", *md_table(g), "",
+           "`seconds`: median of `repeats` timed runs over all `items` prompts (each path warmed up "
+           "once first, repeats interleaved path by path); `prompt_positions_per_item`: prompt "
+           "positions run per item, padding included; `new_positions_per_item`: positions decoded "
+           "per item (a batch decodes until its last row ends); `tokens_match`: the bare loop's "
+           "greedy tokens equal the generator's, row by row, up to each end of sequence.", ""]
+    for _, row in r.iterrows():
+        by = g[g["prompts"] == row["prompts"]].set_index("path")
+        out.append(
+            f"- **{row['prompts']}** prompts: `Generator.generate` answers "
+            f"{fmt(by.loc['generator_batched', 'items_per_s'])} items/s at batch size "
+            f"{fmt(by.loc['generator_batched', 'batch_size'])} and "
+            f"{fmt(by.loc['generator_one_at_a_time', 'items_per_s'])} items/s one at a time: batching "
+            f"gives {fmt(row['batched_over_one_at_a_time'])}x the throughput. On the same batches and "
+            f"the same number of new tokens the bare KV-cache loop takes "
+            f"{fmt(by.loc['bare_kv_loop', 'seconds'])} s against the generator's "
+            f"{fmt(by.loc['generator_batched', 'seconds'])} s: the generator takes "
+            f"{fmt(row['generator_over_bare_time'])}x the bare loop's time. Greedy tokens "
+            f"{'match' if _py(row['tokens_match']) else '**do not match**'}.")
+    return out + [""]
+
+
+def lora_md(t: dict, meta: dict) -> list[str]:
+    if "lora_step.csv" not in t:
+        return []
+    df = t["lora_step.csv"]
+    by = df.set_index("path")
+    head = meta.get("headline", {}) if meta else {}
+    bench, padded, lower = (by.loc[p] for p in ("bench_fit_adapter", "bare_padded", "bare_unpadded"))
+    match = _py(bench["batches_match"])
+    out = ["## LoRA training step", "", f"Measured in {_when(meta)}.", "",
+           f"The accuracy study's `lora` arm's recipe ({_lora(head)}), {fmt(bench['steps'])} "
+           f"steps per path.", "", *md_table(df), "",
+           "`bench_fit_adapter`: the bench's loop (`fit_adapter`: sampling, tokenizing, batching as it "
+           "does today, forward, backward, AdamW, schedule), total / steps; `bare_padded`: one "
+           "forward + backward + AdamW over the same rows padded to the batch's longest "
+           "(pre-tokenized); `bare_unpadded`: the same rows in equal-length groups, no padding, one "
+           "forward per group (a lower bound on positions, not on calls); `tokenize`: encoding every "
+           "row without a cache; `positions_per_step`: token positions run, padding included; "
+           "`padding_share`: 1 - real / positions; `batches_match`: the bare rows ran the loop's own "
+           "batches (their real tokens equal its count).", "",
+           f"- The bench's step takes {fmt(bench['seconds_per_step'] * 1000)} ms for "
+           f"{fmt(bench['real_tokens_per_step'])} real tokens in {fmt(bench['positions_per_step'])} "
+           f"positions ({fmt(100 * bench['padding_share'])}% padding, "
+           f"{fmt(bench['forward_calls_per_step'])} forward calls); the naive padded step "
+           f"{fmt(padded['seconds_per_step'] * 1000)} ms ({fmt(100 * padded['padding_share'])}% padding); "
+           f"the unpadded lower bound {fmt(lower['seconds_per_step'] * 1000)} ms "
+           f"({fmt(lower['forward_calls_per_step'])} calls).",
+           f"- bench / naive padded = {fmt(bench['seconds_per_step'] / padded['seconds_per_step'])}x; "
+           f"bench / unpadded = {fmt(bench['seconds_per_step'] / lower['seconds_per_step'])}x."
+           + ("" if match else " **The bare rows did not run the loop's batches** (its sampler changed: "
+                               "update lora_step.draw_batches), so compare per token, not per step."),
+           ""]
+    return out
+
+
+def _lora(head: dict) -> str:
+    lora = head.get("lora") or {}
+    if not lora:
+        return "see manifest.json"
+    return (f"rank {lora.get('rank')}, batch {lora.get('batch_size')}, lr {lora.get('lr')}, replay share "
+            f"{lora.get('replay_share')}; {head.get('train_examples')} training and "
+            f"{head.get('replay_examples')} replay examples")
+
+
+def retrieval_md(t: dict, meta: dict) -> list[str]:
+    if "retrieval.csv" not in t:
+        return []
+    from bench.perf.retrieval import target_ratio
+    from bench.retrieval.store import EXACT_MAX_CHUNKS
+
+    df = t["retrieval.csv"]
+    n = int(df["chunks"].iloc[0])
+    head = target_ratio(df, (meta or {}).get("headline", {}).get("target", 1.2),
+                        "bench_store_exact" if n <= EXACT_MAX_CHUNKS else "bench_store_hnsw")
+    extra = (meta or {}).get("headline", {})
+    out = [f"## Retrieval at {n:,} chunks", "", f"Measured in {_when(meta)}.", ""]
+    if extra.get("embeddings_cached_worlds"):
+        hits, worlds = extra["embeddings_cached_worlds"]
+        out += [f"Passage embeddings: {hits} of {worlds} worlds from the scale study's cache "
+                f"(corpus ready in {fmt(extra.get('corpus_seconds'))} s); chroma index built in "
+                f"{fmt(extra.get('chroma_index_seconds'))} s, FAISS HNSW in "
+                f"{fmt(extra.get('hnsw_build_seconds'))} s.", ""]
+    out += [*md_table(df), "",
+            "One query at a time, each timed once after an untimed pass, the paths taking turns query by query; `embed_p50_ms` / "
+            "`search_p50_ms`: the store's own split of its time; `recall_at_k`: against exact search "
+            "(FAISS flat), a hit counts when its exact score reaches the k-th exact score; "
+            "`build_s`: index build.", ""]
+    if "retrieval_hnsw_ef.csv" in t:
+        out += ["FAISS HNSW efSearch sweep (recall@k against exact; the smallest reaching the "
+                "target is chosen):", "", *md_table(t["retrieval_hnsw_ef.csv"]), ""]
+    out += [f"- Target: one retrieval through the rag arm's path at this size (`{head['bench_path']}`) "
+            f"takes {fmt(head['bench_p50_ms'])} ms (p50), against {fmt(head['bare_p50_ms'])} ms for "
+            f"MiniLM on one query plus the fastest index (`{head['fastest_index']}`): a ratio of "
+            f"{fmt(head['ratio'])}, so the target of <= {head['target']} "
+            f"{'**holds**' if head['holds'] else '**does not hold**'}.", ""]
+    return out
+
+
+def make_md(t: dict, meta: dict) -> list[str]:
+    if "make_times.csv" not in t:
+        return []
+    df = t["make_times.csv"]
+    total = df[df["target"] == "total"]
+    logged = df["make_seconds"].notna().any()
+    out = ["## `make all` wall time by target", "", *md_table(df), "",
+           "`manifest_seconds`: the study's own seconds from results/<target>/manifest.json (when and "
+           "under what load it ran beside it); `make_seconds`: wall time of `make <target>` from "
+           "results/perf/make-all.csv, written by scripts/time_make_all.sh.", ""]
+    if len(total):
+        out.append(f"- The manifests add up to {fmt(total['manifest_seconds'].iloc[0])} s"
+                   + (f"; the timed `make` calls to {fmt(total['make_seconds'].iloc[0])} s." if logged else
+                      "; no target has been timed by scripts/time_make_all.sh yet."))
+    return out + [""]
+
+
+def report_md(out: Path, sections: dict, hw: dict, settings: dict) -> str:
+    from bench.perf.run import read_tables
+
+    t = read_tables(Path(out))
+    threads = settings.get("threads") or hw.get("torch_threads")
+    lines = ["# perf: where the bench spends its time", "",
+             f"Machine: {hw.get('cpu')}, {hw.get('cpu_count')} cores{', ' + hw['cuda'] if hw.get('cuda') else ''}; "
+             f"model `{settings.get('model')}`; generation and training with {threads} torch threads, "
+             f"queries with {settings.get('query_threads')}. Timings are comparable only between runs "
+             "under similar load: each section says the load it ran under.", ""]
+    lines += generation_md(t, sections.get("generation"))
+    lines += lora_md(t, sections.get("lora"))
+    lines += retrieval_md(t, sections.get("retrieval"))
+    lines += make_md(t, sections.get("make"))
+    return "\n".join(lines).rstrip() + "\n"

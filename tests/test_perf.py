@@ -1,0 +1,118 @@
+"""The perf benchmark (bench/perf) at tiny sizes: the micro pocket model, a 5-person world, a
+~60-chunk index (real MiniLM, chroma and FAISS). Timings are not checked, only that every table
+has its columns, the bare generation loop reproduces the generator's tokens, the bare LoRA rows
+ran the loop's own batches, and the report says what the tables say."""
+
+import json
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from bench.perf import PerfSettings, generation, lora_step, make_times, retrieval
+from bench.perf.run import run_perf
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny(model: Path) -> PerfSettings:
+    return replace(PerfSettings(), model=str(model), threads=1, entities=5, gen_items=4, gen_repeats=1, gen_batch_size=2,
+                   lora_steps=2, chunks=60, queries=5, base_entities=5, distractor_entities=5,
+                   ef_grid=(4, 16, 64))
+
+
+def test_bare_loop_reproduces_the_generators_tokens(micro_pocket):
+    from bench.config import DataConfig, WorldData
+    from bench.data.dataset import build_dataset
+    from bench.models.generator import Generator
+
+    gen = Generator.load(str(micro_pocket[0]), batch_size=4, max_new_tokens=4)
+    prompts = [gen.wrap(p, c) for p, c in generation.world_prompts(
+        build_dataset(DataConfig(world=WorldData(entities=5)), 0), 6, 0)["rag"]]
+    got = generation.capture(gen, prompts)
+    assert any((m == 0).any() for m in got.attention_mask)   # left padding is exercised
+    bare = generation.bare_run(gen.model, gen.tokenizer, prompts, got)
+    eos = gen.tokenizer.eos_token_id
+    assert generation.tokens_match(got.new, bare, eos)
+    # the check can fail: one token changed before the row's end of sequence is caught, and so is
+    # a loop that attends to the left padding (the mistake a bare loop is most likely to make)
+    changed = [t.clone() for t in bare]
+    changed[0][0, 0] = (changed[0][0, 0] + 1) % len(gen.tokenizer)
+    assert not generation.tokens_match(got.new, changed, eos)
+    unmasked = [generation.bare_greedy(gen.model, ids, torch.ones_like(mask), new.shape[1])
+                for ids, mask, new in zip(got.input_ids, got.attention_mask, got.new)]
+    assert not generation.tokens_match(got.new, unmasked, eos)
+
+
+def test_perf_run_writes_every_table_and_the_report(micro_pocket, tmp_path):
+    out = tmp_path / "perf"
+    report = run_perf(out, tiny(micro_pocket[0]), sections=("generation", "lora", "retrieval"),
+                      quick=True, cache_dir=tmp_path / "cache", progress=False)
+
+    gen = pd.read_csv(out / "generation.csv")
+    assert list(gen.columns) == generation.COLUMNS
+    assert set(gen["path"]) == {"generator_batched", "generator_one_at_a_time", "bare_kv_loop"}
+    assert set(gen["prompts"]) == {"closed_book", "rag"}
+    assert gen[gen["path"] == "bare_kv_loop"]["tokens_match"].astype(bool).all()
+    ratios = pd.read_csv(out / "generation_ratios.csv")
+    assert list(ratios.columns) == generation.RATIO_COLUMNS and (ratios["generator_over_bare_time"] > 0).all()
+
+    lora = pd.read_csv(out / "lora_step.csv").set_index("path")
+    assert ["path", *lora.columns] == lora_step.COLUMNS
+    assert bool(lora.loc["bench_fit_adapter", "batches_match"])
+    assert lora.loc["bare_unpadded", "positions_per_step"] == lora.loc["bare_unpadded", "real_tokens_per_step"]
+    assert lora.loc["bare_padded", "positions_per_step"] >= lora.loc["bench_fit_adapter", "positions_per_step"]
+
+    ret = pd.read_csv(out / "retrieval.csv").set_index("path")
+    assert ["path", *ret.columns] == retrieval.COLUMNS
+    assert set(ret.index) >= {"bench_store_hnsw", "bench_store_exact", "chroma_raw", "faiss_hnsw",
+                              "faiss_flat", "minilm_one_query", "minilm_batched"}
+    assert ret.loc["faiss_flat", "recall_at_k"] == 1.0 and ret.loc["bench_store_exact", "recall_at_k"] == 1.0
+    assert (ret["p50_ms"] > 0).all() and (ret["p95_ms"] >= ret["p50_ms"]).all()
+    ef = pd.read_csv(out / "retrieval_hnsw_ef.csv")
+    assert list(ef.columns) == retrieval.EF_COLUMNS and ef["chosen"].sum() == 1
+
+    text = report.read_text()
+    for heading in ("## Generation", "## LoRA training step", "## Retrieval at"):
+        assert heading in text
+    head = retrieval.target_ratio(ret.reset_index(), 1.2, "bench_store_exact")
+    assert ("**holds**" if head["holds"] else "**does not hold**") in text
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["sections"]) == {"generation", "lora", "retrieval"}
+    assert manifest["timings_seconds"]["total"] > 0 and "load_average_1_5_15" in manifest["hardware"]
+
+    # a later run of one section keeps the others' tables in the report
+    run_perf(out, tiny(micro_pocket[0]), sections=("make",), progress=False)
+    assert "## Generation" in (out / "report.md").read_text()
+    assert set(json.loads((out / "manifest.json").read_text())["sections"]) == {"generation", "lora", "retrieval", "make"}
+
+
+def test_make_times_reads_manifests_and_the_timing_log(tmp_path):
+    (tmp_path / "Makefile").write_text("all: a b \\\n\tc report\n\na:\n\t@true\nb:\n\t@true\nc:\n\t@false\nreport:\n\t@true\n")
+    for name, doc in (("a", {"timings_seconds": {"total": 5.0}}), ("b", {"seconds": 7.0})):
+        (tmp_path / "results" / name).mkdir(parents=True)
+        (tmp_path / "results" / name / "manifest.json").write_text(json.dumps(doc))
+    log = tmp_path / "make-all.csv"
+    log.write_text("target,start,end,seconds,exit_code,load_1m\na,s,e,9.0,0,1.0\na,s,e,6.5,0,1.0\n")
+    df = make_times.table(tmp_path / "results", tmp_path / "Makefile", log).set_index("target")
+    assert list(df.index) == ["a", "b", "c", "report", "total"]
+    assert df.loc["a", "manifest_seconds"] == 5.0 and df.loc["b", "manifest_seconds"] == 7.0
+    assert df.loc["a", "make_seconds"] == 6.5            # the latest logged run
+    assert df.loc["total", "manifest_seconds"] == 12.0 and df.loc["total", "make_seconds"] == 6.5
+
+
+def test_time_make_all_script_logs_each_target_and_stops_at_a_failure(tmp_path):
+    if subprocess.run(["which", "make"], capture_output=True).returncode:
+        pytest.skip("no make")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "time_make_all.sh").write_text((ROOT / "scripts" / "time_make_all.sh").read_text())
+    (tmp_path / "Makefile").write_text("all: a b \\\n\tc d\n\na:\n\t@true\nb:\n\t@true\nc:\n\t@false\nd:\n\t@true\n")
+    done = subprocess.run(["bash", str(tmp_path / "scripts" / "time_make_all.sh")], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "TIMES": str(tmp_path / "log.csv")})
+    assert done.returncode != 0
+    log = pd.read_csv(tmp_path / "log.csv")
+    assert list(log["target"]) == ["a", "b", "c"] and list(log["exit_code"]) == [0, 0, 2]
+    assert list(make_times.read_log(tmp_path / "log.csv")) == ["a", "b", "c"]

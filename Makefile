@@ -14,7 +14,7 @@ STUDY := $(PY) -m bench study
 FLAGS := $(if $(MODEL),--model $(MODEL))
 
 .PHONY: all setup test pocket-model pocket-model-if-stale probes accuracy latency cost coldstart freshness scale scale-100k real setup-gemma \
-	hallucination consistency format data-scaling injection forgetting popularity lora-params report world clean-caches perf
+	hallucination consistency format data-scaling injection forgetting popularity lora-params report world clean-caches perf quick
 
 ## all: the main job: every experiment that exists, on the offline default
 all: probes accuracy latency cost coldstart freshness scale \
@@ -108,6 +108,11 @@ popularity: pocket-model-if-stale
 ## lora-params: trainable parameters and adapter size by rank and target modules; results/lora-params/
 lora-params: pocket-model-if-stale
 	$(STUDY) lora-params $(FLAGS)
+
+## quick: every study at its small `quick:` setting into results/quick/, then their claims report with
+## every verdict marked (quick): the whole report in minutes, what to run first (python -m bench suite --quick)
+quick: pocket-model-if-stale
+	$(PY) -m bench suite --quick $(FLAGS)
 
 ## perf: where the bench spends its time (generation, LoRA step, retrieval at 100k chunks, make all by
 ## target) beside bare baselines; results/perf/ (scripts/time_make_all.sh times make all target by target)

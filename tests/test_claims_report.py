@@ -300,3 +300,23 @@ def test_one_seed_gives_no_interval_and_no_verdict():
     per_seed = pd.DataFrame({"arm": ["a", "b"], "seed": [0, 0], "x": [1.0, 0.0]})
     diff = paired(per_seed, "a", "b", "x")
     assert diff[0] == 1.0 and math.isnan(diff[1]) and interval_verdict(diff[1], diff[2]) == ONE_SEED_VERDICT
+
+
+def test_a_quick_run_marks_every_verdict_and_is_never_read_as_a_model(tmp_path):
+    from bench.report.claims_report import build_report, model_roots
+
+    means = {"closed_book": 0.1, "rag": 0.8, "lora": 0.3, "hybrid": 0.7}
+    write_accuracy(tmp_path, means)                                  # the full run
+    quick_root = tmp_path / "quick"
+    d = write_accuracy(quick_root, means)                           # make quick's
+    manifest = json.loads((d / "manifest.json").read_text())
+    (d / "manifest.json").write_text(json.dumps({**manifest, "quick": True}))
+    assert [m for m, _ in model_roots(tmp_path)] == ["pocket"]      # results/quick is not a model
+    md, page, tally_line = build_report(quick_root, quick_root)
+    text = md.read_text()
+    accuracy_rows = [line for line in text.splitlines() if line.startswith("| accuracy |")]
+    assert accuracy_rows and all("(quick)" in line for line in accuracy_rows)
+    assert "Quick runs (make quick)" in text and "of them from quick runs" in tally_line
+    assert "supported (quick)" in page.read_text()
+    full_md, _, full_tally = build_report(tmp_path, tmp_path / "out")
+    assert "(quick)" not in full_md.read_text() and "quick runs" not in full_tally

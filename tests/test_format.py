@@ -97,7 +97,7 @@ def test_shipped_config_loads_in_both_settings():
     cfg, full = load_study("experiments/format.yaml")
     quick_cfg, quick = load_study("experiments/format.yaml", quick=True)
     check_arms(cfg, full, "format.yaml")
-    assert quick_cfg != cfg and quick_cfg.seeds == (0,) and full.schema == SCHEMA == quick.schema
+    assert quick_cfg != cfg and quick_cfg.seeds == (0, 1) and full.schema == SCHEMA == quick.schema
     sources = {a.name: fm.format_source(a) for a in cfg.arms}
     assert sources["rag_prompt"] == "prompt" and sources["lora_taught"] == "fine-tuning"
     # the prompt-only template renders with literal JSON braces

@@ -19,6 +19,7 @@ INCONCLUSIVE = "inconclusive at this model scale"
 ONE_SEED_VERDICT = "inconclusive (n=1)"    # one seed: no interval to judge by
 NOT_RUN = "not run"
 VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, ONE_SEED_VERDICT, NOT_RUN)
+QUICK_MARK = "(quick)"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,12 @@ class Claim:
     measured: str      # the numbers, with 95% CIs where there are seeds
     verdict: str       # one of VERDICTS
     rule: str          # how the verdict follows from the numbers
+    quick: bool = False   # measured by a --quick run (make quick): a small setting, a first look
+
+    @property
+    def shown(self) -> str:
+        """The verdict as reports print it: marked when it comes from a quick run."""
+        return f"{self.verdict} {QUICK_MARK}" if self.quick else self.verdict
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:

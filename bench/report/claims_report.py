@@ -12,11 +12,11 @@ from __future__ import annotations
 import base64
 import html
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.config import DEFAULT_MODEL
-from bench.report.claims import VERDICTS, Claim, experiment_config, not_run, read_manifest
+from bench.report.claims import QUICK_MARK, VERDICTS, Claim, experiment_config, not_run, read_manifest
 
 
 def topics() -> list[tuple[str, str, str]]:
@@ -88,10 +88,14 @@ def results_folder(results: Path, experiment: str) -> Path:
     return next((f for f in candidates if f.is_dir()), candidates[-1])
 
 
+# where `make quick` writes its studies (results/quick/<study>/): a report of its own, never a model
+QUICK_FOLDER = "quick"
+
+
 def model_roots(results: Path) -> list[tuple[str, Path]]:
     """(model, folder holding its study folders): the default model's is `results` itself, any
     other model's a subfolder `results/<model>/` (as `--model` writes them)."""
-    known = {f for e in experiments() for f in (e, *folders_of(e))} | {"probes"}
+    known = {f for e in experiments() for f in (e, *folders_of(e))} | {"probes", QUICK_FOLDER}
     roots = [(DEFAULT_MODEL, results)]
     if results.is_dir():
         for d in sorted(p for p in results.iterdir() if p.is_dir() and p.name not in known):
@@ -106,7 +110,8 @@ def read_section(experiment: str, folder: Path, model: str) -> Section:
                       folder=folder if folder.is_dir() else None)
     if module is not None and hasattr(module, "claims"):
         try:
-            section.claims = list(module.claims(folder))
+            quick = bool(read_manifest(folder).get("quick"))   # a --quick run's verdicts say so
+            section.claims = [replace(c, quick=quick) for c in module.claims(folder)]
             section.plots = list(module.redraw(folder)) if hasattr(module, "redraw") else []
         except Exception as e:
             raise RuntimeError(f"{experiment}: reading {folder} failed: {e}") from e
@@ -155,14 +160,14 @@ def by_model(rows) -> tuple[list[str], list[tuple[str, Claim, dict[str, str]]]]:
     table: dict[tuple[str, str], tuple[str, Claim, dict[str, str]]] = {}
     for topic, claim, model in rows:
         entry = table.setdefault((topic, claim.id, claim.text), (topic, claim, {}))
-        entry[2][model] = claim.verdict
+        entry[2][model] = claim.shown
     return models, [(t, c, {m: v.get(m, "not run") for m in models}) for t, c, v in table.values()]
 
 
 def held_on(verdicts: dict[str, str]) -> str:
     """Where the claim held: 'all' models, the ones that supported it, or 'none'."""
     ran = [m for m, v in verdicts.items() if v != "not run"]
-    held = [m for m in ran if verdicts[m] == "supported"]
+    held = [m for m in ran if base_verdict(verdicts[m]) == "supported"]
     if not held:
         return "none"
     return "all" if len(held) == len(ran) > 1 else ", ".join(held)
@@ -173,9 +178,25 @@ def differs(verdicts: dict[str, str]) -> bool:
     return len({v for v in verdicts.values() if v != "not run"}) > 1
 
 
+def base_verdict(shown: str) -> str:
+    """A verdict without its quick mark."""
+    return shown.removesuffix(f" {QUICK_MARK}")
+
+
 def tally(rows) -> str:
     counts = {v: sum(row[1].verdict == v for row in rows) for v in VERDICTS}
-    return f"{len(rows)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+    quick = sum(row[1].quick for row in rows)
+    return (f"{len(rows)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+            + (f" ({quick} of them from quick runs)" if quick else ""))
+
+
+def quick_note(sections: list[Section]) -> list[str]:
+    quick = [_title(s) for s in sections if s.claims and s.claims[0].quick]
+    if not quick:
+        return []
+    return [f"**Quick runs (make quick):** {', '.join(quick)}. Each ran its small `quick:` setting (a "
+            "small world, short LoRA training, fewer seeds and items): a first look at the whole report "
+            "in minutes, not the measurement; verdicts marked (quick) can differ from `make all`'s.", ""]
 
 
 def _cell(text: str) -> str:
@@ -199,7 +220,7 @@ def markdown(rows, sections: list[Section], results: Path, out: Path) -> str:
 
     models, per_model = by_model(rows)
     lines = ["# Claims report: what the articles say, what this bench measured", "",
-             INTRO, "", f"**{tally(rows)}.**", "", *stale_note(sections),
+             INTRO, "", f"**{tally(rows)}.**", "", *quick_note(sections), *stale_note(sections),
              "## Verdicts per model", "",
              f"One row per claim, one verdict column per model that has results; *held on* names the "
              f"models where it was supported (all: every model that ran it); **differs** marks a "
@@ -215,7 +236,7 @@ def markdown(rows, sections: list[Section], results: Path, out: Path) -> str:
     lines += ["", "## Every claim, measured", "",
               "| topic | claim | experiment | model | measured (95% CI) | verdict |", "|---|---|---|---|---|---|"]
     lines += [f"| {topic} | {_cell(c.text)} | {link(c.experiment, model)} | {model} | {_cell(c.measured)} | "
-              f"**{c.verdict}** |" for topic, c, model in rows]
+              f"**{c.shown}** |" for topic, c, model in rows]
     for section in sections:
         lines += ["", f"## {_title(section)}", ""]
         if not section.claims:
@@ -225,7 +246,7 @@ def markdown(rows, sections: list[Section], results: Path, out: Path) -> str:
             lines += [f"**Stale:** {section.stale}.", ""]
         lines += [f"Details: {link(section.experiment, section.model)}.", "",
                   "| claim | measured | verdict | rule |", "|---|---|---|---|"]
-        lines += [f"| {_cell(c.text)} | {_cell(c.measured)} | **{c.verdict}** | {_cell(c.rule)} |"
+        lines += [f"| {_cell(c.text)} | {_cell(c.measured)} | **{c.shown}** | {_cell(c.rule)} |"
                   for c in section.claims]
         lines += [f"\n![{p.stem}]({rel(p)})" for p in section.plots]
     return "\n".join(lines) + "\n"
@@ -240,7 +261,7 @@ def stale_note(sections: list[Section]) -> list[str]:
 
 
 def _verdict_html(verdict: str) -> str:
-    return f'<td class="v" style="color:{COLOURS[verdict]}">{html.escape(verdict)}</td>'
+    return f'<td class="v" style="color:{COLOURS[base_verdict(verdict)]}">{html.escape(verdict)}</td>'
 
 
 def _img(path: Path) -> str:
@@ -255,7 +276,8 @@ def to_html(rows, sections: list[Section]) -> str:
              f"<style>{CSS}</style></head><body>",
              "<h1>Claims report: what the articles say, what this bench measured</h1>",
              f"<p>{e(INTRO)}</p><p><b>{e(tally(rows))}.</b></p>",
-             *[f"<p>{e(line.replace('**', ''))}</p>" for line in stale_note(sections)[:1]],
+             *[f"<p>{e(line.replace('**', ''))}</p>" for line in (quick_note(sections) + stale_note(sections))
+               if line],
              "<h2>Verdicts per model</h2><table><tr><th>topic</th><th>claim</th>"
              + "".join(f"<th>{e(m)}</th>" for m in models) + "<th>held on</th><th>differs</th></tr>"]
     parts += [f"<tr><td>{e(t)}</td><td>{e(c.text)}</td>" + "".join(_verdict_html(v[m]) for m in models)
@@ -265,7 +287,7 @@ def to_html(rows, sections: list[Section]) -> str:
               "<table><tr><th>topic</th><th>claim</th><th>experiment</th><th>model</th>"
               "<th>measured (95% CI)</th><th>verdict</th></tr>"]
     parts += [f"<tr><td>{e(t)}</td><td>{e(c.text)}</td><td><a href='#{e(c.experiment)}-{e(m)}'>"
-              f"{e(c.experiment)}</a></td><td>{e(m)}</td><td>{e(c.measured)}</td>{_verdict_html(c.verdict)}</tr>"
+              f"{e(c.experiment)}</a></td><td>{e(m)}</td><td>{e(c.measured)}</td>{_verdict_html(c.shown)}</tr>"
               for t, c, m in rows]
     parts.append("</table>")
     for section in sections:
@@ -276,7 +298,7 @@ def to_html(rows, sections: list[Section]) -> str:
         if section.stale:
             parts.append(f"<p><b>Stale:</b> {e(section.stale.replace('`', ''))}.</p>")
         parts.append("<table><tr><th>claim</th><th>measured</th><th>verdict</th><th>rule</th></tr>")
-        parts += [f"<tr><td>{e(c.text)}</td><td>{e(c.measured)}</td>{_verdict_html(c.verdict)}"
+        parts += [f"<tr><td>{e(c.text)}</td><td>{e(c.measured)}</td>{_verdict_html(c.shown)}"
                   f"<td>{e(c.rule)}</td></tr>" for c in section.claims]
         parts.append("</table>")
         parts += [_img(p) for p in section.plots if p.exists()]

@@ -181,7 +181,7 @@ def test_build_from_precomputed_embeddings_searches_the_same(store, embedder, tm
                                   embeddings=emb[:3])
 
 
-def test_index_built_in_two_orders_returns_the_same_hits(embedder, tmp_path):
+def test_index_built_in_two_orders_returns_the_same_hits(embedder, tmp_path, monkeypatch):
     """Exact search: the top-k is a function of the chunks, not of the order they were inserted;
     shared sentences (one vector each) tie exactly and break by chunk id."""
     import random
@@ -202,6 +202,12 @@ def test_index_built_in_two_orders_returns_the_same_hits(embedder, tmp_path):
         found, _ = store.search(queries, 5)
         runs.append([[(h.chunk_id, h.score) for h in hits] for hits in found])
     assert runs[0] == runs[1] == runs[2]              # ids and scores, bit for bit
+    import bench.retrieval.store as store_module      # the exact index read in pages (a large KB)
+    monkeypatch.setattr(store_module, "EXACT_PAGE", 7)
+    paged = VectorStore.open_or_build(chunks, embedder, tmp_path / "forward", progress=False)
+    assert paged.reused and paged.count() == 120 > store_module.EXACT_PAGE
+    found, _ = paged.search(queries, 5)
+    assert [[(h.chunk_id, h.score) for h in hits] for hits in found] == runs[0]
     born = [cid for cid, _ in runs[0][0]]
     assert born == ["d00-s0", "d03-s0", "d06-s0", "d09-s0", "d12-s0"]   # 14 exact ties: lowest ids
     assert len({score for _, score in runs[0][0]}) == 1

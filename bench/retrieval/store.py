@@ -63,6 +63,7 @@ def _client(root: Path):
 HNSW = {"space": "cosine", "num_threads": 1, "ef_construction": 200, "ef_search": 200}
 SEARCH_MODES = ("auto", "exact", "hnsw")
 EXACT_MAX_CHUNKS = 50_000      # "auto": exact search up to this many chunks (~75 MB of float32)
+EXACT_PAGE = 10_000            # chunks read a call when the exact index loads
 # how a collection's vectors were made: one encode per distinct text (part of the content hash)
 EMBED_RULE = "distinct-texts-sorted"
 
@@ -189,7 +190,14 @@ class VectorStore:
 
     def _load_exact(self):
         """Every chunk's id, text, passage ids and vector, sorted by chunk id (the tie-break)."""
-        got = self.collection.get(include=["embeddings", "documents", "metadatas"])
+        got = {"ids": [], "embeddings": [], "documents": [], "metadatas": []}
+        # in pages: one get() of a whole large collection passes a SQL variable per row, past
+        # sqlite's limit (~32k); pages of EXACT_PAGE keep every call under it
+        for offset in range(0, self.count(), EXACT_PAGE):
+            page = self.collection.get(include=["embeddings", "documents", "metadatas"],
+                                       limit=EXACT_PAGE, offset=offset)
+            for key in got:
+                got[key].extend(page[key])
         order = sorted(range(len(got["ids"])), key=lambda i: got["ids"][i])
         vectors = np.asarray(got["embeddings"], dtype=np.float64).reshape(-1, self.embedder.dimension)
         self._exact = ([got["ids"][i] for i in order], [got["documents"][i] for i in order],

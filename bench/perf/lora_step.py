@@ -78,41 +78,38 @@ def _adamw(peft_model, lr: float):
     return torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=lr)
 
 
-def bare_padded(peft_model, batches: list[dict], lr: float) -> float:
-    """Seconds for the naive steps over pre-padded batches."""
+def _timed_steps(peft_model, lr: float, steps: list, backward) -> float:
+    """Seconds for `backward(step)` then one AdamW update, for every step of `steps`."""
     opt = _adamw(peft_model, lr)
     peft_model.train()
     t0 = time.perf_counter()
-    for b in batches:
-        logits = peft_model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
-        loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(),
-                                                 b["labels"][:, 1:].flatten(), ignore_index=IGNORE)
-        loss.backward()
+    for step in steps:
+        backward(step)
         opt.step()
         opt.zero_grad(set_to_none=True)
     seconds = time.perf_counter() - t0
     peft_model.eval()
     return seconds
+
+
+def bare_padded(peft_model, batches: list[dict], lr: float) -> float:
+    """Seconds for the naive steps over pre-padded batches."""
+    def backward(b):
+        logits = peft_model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+        torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), b["labels"][:, 1:].flatten(),
+                                          ignore_index=IGNORE).backward()
+    return _timed_steps(peft_model, lr, batches, backward)
 
 
 def bare_unpadded(peft_model, steps: list[list[dict]], lr: float) -> float:
     """Seconds for the equal-length-group steps (no attention mask: nothing to mask)."""
-    opt = _adamw(peft_model, lr)
-    peft_model.train()
-    t0 = time.perf_counter()
-    for groups in steps:
+    def backward(groups):
         targets = sum(int((g["labels"][:, 1:] != IGNORE).sum()) for g in groups)
         for g in groups:
             logits = peft_model(input_ids=g["input_ids"]).logits
-            loss = torch.nn.functional.cross_entropy(
-                logits[:, :-1].flatten(0, 1).float(), g["labels"][:, 1:].flatten(),
-                ignore_index=IGNORE, reduction="sum") / max(targets, 1)
-            loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    seconds = time.perf_counter() - t0
-    peft_model.eval()
-    return seconds
+            (torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), g["labels"][:, 1:].flatten(),
+                                               ignore_index=IGNORE, reduction="sum") / max(targets, 1)).backward()
+    return _timed_steps(peft_model, lr, steps, backward)
 
 
 def equal_length_groups(rows, pad_id: int) -> list[dict]:

@@ -150,15 +150,11 @@ def cmd_profile(args) -> int:
     import os
 
     from bench.config import CACHE_DIR
-    from bench.studies.driver import load_study_config, results_folder, run_study
-    from bench.studies.registry import get_study, study_names
+    from bench.studies.driver import results_folder, run_study
+    from bench.studies.suite import check as check_studies
 
     studies = args.studies.split(",") if args.studies else list(PROFILE_STUDIES)
-    unknown = [n for n in studies if n not in study_names()]
-    if unknown:
-        raise ConfigError(f"--studies: unknown study '{unknown[0]}'; registered: {study_names()}")
-    for name in studies:   # every config checked before the first model loads
-        load_study_config(get_study(name), Path(f"experiments/{name}.yaml"), model=args.model)
+    check_studies(studies, quick=False, model=args.model)   # before the first model loads
     load_start, seconds, start = os.getloadavg(), {}, time.perf_counter()
     for name in studies:
         t = time.perf_counter()

@@ -320,3 +320,14 @@ def test_a_quick_run_marks_every_verdict_and_is_never_read_as_a_model(tmp_path):
     assert "supported (quick)" in page.read_text()
     full_md, _, full_tally = build_report(tmp_path, tmp_path / "out")
     assert "(quick)" not in full_md.read_text() and "quick runs" not in full_tally
+
+
+def test_suite_and_profile_refuse_an_unknown_study_in_one_line(tmp_path, capsys):
+    from bench.cli import main
+
+    for argv in (["suite", "--quick", "--root", str(tmp_path / "q"), "--studies", "accuracy,bogus"],
+                 ["profile", "pocket", "--studies", "bogus"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "--studies: unknown study 'bogus'" in err
+    assert not (tmp_path / "q").exists()          # refused before anything was written

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -32,7 +33,8 @@ ENV = "BENCH_EXECUTOR"
 # the CLI's --executor while a command runs (None: BENCH_EXECUTOR decides)
 _chosen: str | None = None
 
-# one entry per Ray task of this process, as the worker reported it: {"label", "pid", "node_id"};
+# one entry per Ray task of this process, as the worker reported it: {"label", "pid", "node_id",
+# "threads", "start", "end"};
 # says where each job ran (a check for tests, a trace for users)
 RAY_TASKS: list[dict] = []
 
@@ -69,6 +71,21 @@ def using(name: str | None):
         _chosen = before
 
 
+@contextlib.contextmanager
+def timing_here(timed: bool):
+    """For a study that measures wall time: its jobs run here, one after another, when only
+    BENCH_EXECUTOR asks for Ray (`make all BENCH_EXECUTOR=ray`): workers sharing the cores would
+    time each other's load, at another thread count. `--executor ray` on the command line still
+    sends them to the cluster."""
+    if not timed or _chosen is not None or current() == "local":
+        yield
+        return
+    print(f"executor: local for this study, which measures time ({ENV}={current()} ignored; "
+          f"--executor {current()} overrides)", flush=True)
+    with using("local"):
+        yield
+
+
 # -- the Ray path -----------------------------------------------------------------------------------
 
 def trains(job) -> bool:
@@ -76,13 +93,39 @@ def trains(job) -> bool:
     return job.arm.arm in ("lora", "hybrid") or getattr(job.arm.settings, "lora", None) is not None
 
 
-def resources(job, cluster_gpus: float) -> dict:
-    """The task's request: its torch threads as CPUs (0, torch's default, asks for one), and a GPU
-    for a training job, or any job of a model pinned to cuda, where the cluster has GPUs. Ray
-    hides the GPUs from a task that asks for none (CUDA_VISIBLE_DEVICES=""), so `device: auto`
-    answers on the CPU there."""
+def resources(job, cluster_gpus: float, share: int = 1) -> dict:
+    """The task's request: its torch threads as CPUs (0, torch's default, asks for `share`: see
+    cpu_share), and a GPU for a training job, or any job of a model pinned to cuda, where the
+    cluster has GPUs. Ray hides the GPUs from a task that asks for none (CUDA_VISIBLE_DEVICES=""),
+    so `device: auto` answers on the CPU there."""
     gpu = cluster_gpus > 0 and (trains(job) or job.model.device.startswith("cuda"))
-    return {"num_cpus": max(1, job.model.threads), "num_gpus": 1 if gpu else 0}
+    return {"num_cpus": job.model.threads if job.model.threads > 0 else max(1, share),
+            "num_gpus": 1 if gpu else 0}
+
+
+def cpu_share(n_jobs: int, cluster_cpus: float, node_cpus: float) -> int:
+    """CPUs for each job whose threads are 0: the cluster's CPUs split among the jobs, at most
+    one node's. On two cores two jobs get one thread each (two one-thread jobs at once do more
+    work than one two-thread job: the pocket model's matrices are too small to use two cores
+    well), while a study's lone job still gets both."""
+    return max(1, min(int(node_cpus), int(cluster_cpus // max(1, n_jobs))))
+
+
+def adapter_group(job) -> str | None:
+    """Jobs that need the same adapter (same model, data, view, seed, training data and LoRA
+    settings: lora and hybrid of one recipe) share this; None for a job that trains nothing.
+    They run one after the other, so the second loads the adapter the first trained instead of
+    holding CPUs while it waits on the adapter's lock."""
+    from bench.config import content_hash, key_dict
+
+    if not trains(job):
+        return None
+    settings = job.arm.settings
+    parts = {"model": key_dict(job.model), "data": key_dict(job.data), "view": job.view, "seed": job.seed,
+             "lora": key_dict(settings.lora)}
+    if getattr(settings, "training", None) is not None:
+        parts["training"] = key_dict(settings.training)
+    return content_hash(parts)
 
 
 def worker_env() -> dict:
@@ -98,9 +141,10 @@ def worker_env() -> dict:
     return {"env_vars": env}
 
 
-def _task(job, dataset, out_dir: str, cache_dir: str, cwd: str, cpus: int, after=None):
+def _task(job, dataset, out_dir: str, cache_dir: str, cwd: str, cpus: int, *after):
     """In the worker: the job (its dataset handed over once per cluster as an object), run by
-    the local executor's own run_job. `after` only orders jobs sharing a prediction log."""
+    the local executor's own run_job. `after` (results of earlier tasks, resolved by Ray before
+    this one starts) only orders jobs sharing a prediction log or an adapter."""
     import ray
 
     from bench.engine import run_job, torch_threads
@@ -108,9 +152,11 @@ def _task(job, dataset, out_dir: str, cache_dir: str, cwd: str, cpus: int, after
     if os.path.isdir(cwd):   # relative paths in a config (a model folder) mean the driver's
         os.chdir(cwd)
     job = dataclasses.replace(job, dataset=dataset)
+    start = time.time()
     with torch_threads(cpus):   # exactly the CPUs Ray granted, whatever torch would pick
         result = run_job(job, Path(out_dir), Path(cache_dir), progress=False)
-    where = {"label": job.label, "pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
+    where = {"label": job.label, "pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
+             "threads": cpus, "start": start, "end": time.time()}
     return result.rows, result.stats, where
 
 
@@ -147,20 +193,29 @@ def run_jobs_ray(jobs: Sequence, out_dir: Path, cache_dir: Path, progress: bool,
         raise ConfigError("executor ray: a job answering from a vector store handed in (a live "
                           "object of this process) cannot go to a worker; run it with --executor local")
     if not ray.is_initialized():
-        ray.init()   # RAY_ADDRESS (Ray's own variable) names a cluster; unset, a local one starts
-    gpus = ray.cluster_resources().get("GPU", 0)
+        # RAY_ADDRESS (Ray's own variable) names a cluster; unset, a local one starts, without
+        # the dashboard (a process that would take CPU from the jobs)
+        ray.init(**({} if os.environ.get("RAY_ADDRESS") else {"include_dashboard": False}))
+    cluster = ray.cluster_resources()
+    gpus = cluster.get("GPU", 0)
+    node_cpus = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=1)
+    share = cpu_share(len(jobs), cluster.get("CPU", 1), node_cpus)
     out, cache, cwd, env = str(Path(out_dir).resolve()), str(Path(cache_dir).resolve()), os.getcwd(), worker_env()
-    datasets, last_on_log, refs = {}, {}, []
+    datasets, last, refs = {}, {}, []   # last: the latest task on a prediction log / an adapter
     for job in jobs:
         # each Dataset goes to the object store once, not once per job that answers on it
         if id(job.dataset) not in datasets:
             datasets[id(job.dataset)] = ray.put(job.dataset)
-        res = resources(job, gpus)
+        res = resources(job, gpus, share)
         bare = dataclasses.replace(job, dataset=None)
-        log = job.log_path(out_dir)   # two jobs on one log (same key) run one after the other
+        # two jobs on one log (same key), or on one adapter, run one after the other
+        orders = [("log", job.log_path(out_dir)), ("adapter", adapter_group(job))]
+        after = list({id(last[o]): last[o] for o in orders if o in last}.values())
         ref = _remote().options(**res, runtime_env=env, name=f"bench:{job.label}").remote(
-            bare, datasets[id(job.dataset)], out, cache, cwd, res["num_cpus"], last_on_log.get(log))
-        last_on_log[log] = ref
+            bare, datasets[id(job.dataset)], out, cache, cwd, res["num_cpus"], *after)
+        for o in orders:
+            if o[1] is not None:
+                last[o] = ref
         refs.append(ref)
 
     order = {ref: i for i, ref in enumerate(refs)}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make all`, one target at a time, each timed: appends target,start,end,seconds,exit_code,load_1m
-# to results/perf/make-all.csv (TIMES=<file> moves it), which `make perf` reads into its
-# make-all table. The targets are the prerequisites of `all:` in the Makefile, in order, so the
+# `make all`, one target at a time, each timed: appends
+# target,start,end,seconds,exit_code,load_1m,executor to results/perf/make-all.csv (TIMES=<file>
+# moves it), which `make perf` reads into its make-all table; executor is BENCH_EXECUTOR (local
+# when unset), so `BENCH_EXECUTOR=ray scripts/time_make_all.sh` logs beside a local run. The targets are the prerequisites of `all:` in the Makefile, in order, so the
 # list never drifts from it; arguments go to every make call (e.g. MODEL=smollm2-135m).
 # Like `make all` it stops at the first failing target (its line is logged with the exit code).
 # Each call also runs the `pocket-model-if-stale` check (a few seconds), which `make all` runs once.
@@ -9,7 +10,8 @@ set -u
 cd "$(dirname "$0")/.."
 log=${TIMES:-results/perf/make-all.csv}
 mkdir -p "$(dirname "$log")"
-[ -s "$log" ] || echo "target,start,end,seconds,exit_code,load_1m" > "$log"
+[ -s "$log" ] || echo "target,start,end,seconds,exit_code,load_1m,executor" > "$log"
+executor=${BENCH_EXECUTOR:-local}
 targets=$(awk '/^all:/ {on = 1} on {print; if ($0 !~ /\\$/) exit}' Makefile | sed 's/^all://; s/\\//g')
 for target in $targets; do
     load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "")
@@ -18,7 +20,7 @@ for target in $targets; do
     rc=$?
     t1=$(date +%s.%N); end=$(date -u +%Y-%m-%dT%H:%M:%SZ)
     seconds=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')
-    echo "$target,$start,$end,$seconds,$rc,$load" >> "$log"
+    echo "$target,$start,$end,$seconds,$rc,$load,$executor" >> "$log"
     echo "time_make_all: $target in $seconds s (exit $rc)"
     [ "$rc" -eq 0 ] || exit "$rc"
 done

@@ -106,3 +106,28 @@ def test_a_second_run_on_a_busy_results_folder_refuses_and_the_table_stays_a_sin
     assert all(len(p.read_text().splitlines()) == len({json.loads(line)["item_id"] for line in
                                                         p.read_text().splitlines()})
                for p in (out / "predictions").glob("*.jsonl"))
+
+
+def _open_client(root: str, barrier) -> str:
+    from bench.retrieval.store import _client
+
+    barrier.wait()   # every process opens the fresh root at the same moment
+    try:
+        _client(Path(root)).heartbeat()
+        return "ok"
+    except Exception as e:   # noqa: BLE001 - the message is the result
+        return f"{type(e).__name__}: {e}"
+
+
+def test_processes_opening_one_fresh_chroma_root_at_once_all_succeed(tmp_path):
+    """Two Ray workers building their first index under one cache root at once: chroma creates
+    its tables on a root's first open, and two creators failed with 'table collections already
+    exists' (seen in a `make quick` through Ray) until the open took the root's lock."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    for attempt in range(3):
+        with ctx.Manager() as manager, ctx.Pool(4) as pool:
+            barrier = manager.Barrier(4)
+            root = str(tmp_path / f"chroma-{attempt}")
+            assert pool.starmap(_open_client, [(root, barrier)] * 4) == ["ok"] * 4

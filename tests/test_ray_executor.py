@@ -93,6 +93,10 @@ def test_the_jobs_and_the_lora_training_ran_in_ray_workers(two_runs):
     cells = pd.read_csv(root / "ray" / "cells.csv").set_index("arm")
     assert cells.loc["lora", "adapter_key"] == cells.loc["hybrid", "adapter_key"] == adapter.name
     assert sorted(cells["adapter_cached"].dropna().astype(str)) == ["False", "True"]   # trained once
+    # hybrid waited for lora's task (one adapter): it never sat on a CPU waiting for the lock
+    by = {t["label"]: t for t in tasks}
+    assert by["hybrid-s0"]["start"] >= by["lora-s0"]["end"]
+    assert {t["threads"] for t in tasks} == {1}   # threads: 1 in the config is each task's request
 
 
 def test_the_local_executor_never_imports_ray(two_runs):
@@ -105,12 +109,53 @@ def test_resources_follow_threads_and_training(four_arms):
     from bench.engine import Job
 
     arms = {a.arm: a for a in four_arms.arms}
-    for threads, cpus in ((0, 1), (3, 3)):
+    for threads, share, cpus in ((0, 1, 1), (0, 2, 2), (3, 1, 3)):
         model = dataclasses.replace(four_arms.model, threads=threads)
         jobs = {kind: Job(arm, 0, model, four_arms.data) for kind, arm in arms.items()}
-        assert executors.resources(jobs["rag"], 2) == {"num_cpus": cpus, "num_gpus": 0}
-        assert executors.resources(jobs["lora"], 2) == {"num_cpus": cpus, "num_gpus": 1}
-        assert executors.resources(jobs["hybrid"], 0) == {"num_cpus": cpus, "num_gpus": 0}   # no GPU in the cluster
+        assert executors.resources(jobs["rag"], 2, share) == {"num_cpus": cpus, "num_gpus": 0}
+        assert executors.resources(jobs["lora"], 2, share) == {"num_cpus": cpus, "num_gpus": 1}
+        assert executors.resources(jobs["hybrid"], 0, share) == {"num_cpus": cpus, "num_gpus": 0}   # no GPU in the cluster
+
+
+@pytest.mark.parametrize("jobs, cluster, node, share", [
+    (1, 2, 2, 2),      # a lone job gets the whole machine
+    (4, 2, 2, 1),      # two cores, many jobs: one thread each, two at once
+    (3, 6, 2, 2),      # three nodes of two: a node each
+    (2, 64, 16, 16),   # never more than one node has
+    (100, 8, 8, 1),
+])
+def test_a_jobs_cpu_share(jobs, cluster, node, share):
+    assert executors.cpu_share(jobs, cluster, node) == share
+
+
+def test_jobs_sharing_an_adapter_are_grouped(four_arms):
+    import dataclasses
+
+    from bench.engine import Job
+
+    arms = {a.arm: a for a in four_arms.arms}
+    group = {kind: executors.adapter_group(Job(arm, 0, four_arms.model, four_arms.data))
+             for kind, arm in arms.items()}
+    assert group["closed_book"] is None and group["rag"] is None
+    assert group["lora"] is not None and group["lora"] == group["hybrid"]   # one adapter, two arms
+    other_seed = executors.adapter_group(Job(arms["lora"], 1, four_arms.model, four_arms.data))
+    longer = dataclasses.replace(arms["lora"], settings=dataclasses.replace(
+        arms["lora"].settings, lora=dataclasses.replace(arms["lora"].settings.lora, steps=999)))
+    assert other_seed != group["lora"]
+    assert executors.adapter_group(Job(longer, 0, four_arms.model, four_arms.data)) != group["lora"]
+
+
+def test_a_timed_study_runs_here_unless_the_flag_says_ray(monkeypatch, capsys):
+    monkeypatch.setenv(executors.ENV, "ray")
+    with executors.using(None):
+        with executors.timing_here(True):
+            assert executors.current() == "local"
+        assert "executor: local for this study" in capsys.readouterr().out
+        with executors.timing_here(False):
+            assert executors.current() == "ray"
+        assert executors.current() == "ray"
+    with executors.using("ray"), executors.timing_here(True):
+        assert executors.current() == "ray"   # --executor ray given: the user asked for it
 
 
 # -- choosing the executor -------------------------------------------------------------------------

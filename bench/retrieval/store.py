@@ -55,7 +55,10 @@ def _client(root: Path):
     from chromadb.config import Settings
 
     root.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(root), settings=Settings(anonymized_telemetry=False))
+    # chroma creates its sqlite tables when a client first opens a root: two processes doing it
+    # at once (two workers of a parallel run) fail with "table collections already exists"
+    with entry_lock(root, "chroma-client"):
+        return chromadb.PersistentClient(path=str(root), settings=Settings(anonymized_telemetry=False))
 
 
 # One insert thread: a multi-threaded HNSW build differs run to run, and so would the top-k.

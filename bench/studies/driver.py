@@ -92,11 +92,12 @@ def write_tables(tables: dict, folder: Path, exact: bool) -> None:
 
 def measure(run: StudyRun) -> None:
     """The measuring half: base tables into run.out, timings into run.timings."""
+    from bench.executors import timing_here
     from bench.studies.ledger import Invocation
 
     start = time.perf_counter()
     run.out.mkdir(parents=True, exist_ok=True)
-    with Invocation(run.out) as invocation:
+    with Invocation(run.out) as invocation, timing_here(run.study.timed):
         module = importlib.import_module(run.study.measure)
         tables = module.measure(run)
         write_tables(tables, run.out, exact=True)

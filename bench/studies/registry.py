@@ -40,6 +40,9 @@ class Study:
     summary: ClassVar[str] = ""
     # where its claims sit in the claims report (DESIGN.md's order of the claims); ties by name
     order: ClassVar[int] = 1000
+    # measures wall time (latency, cost, cold start): its jobs run on the local executor unless
+    # --executor says otherwise (bench.executors.timing_here)
+    timed: ClassVar[bool] = False
 
     # -- checks before anything runs ------------------------------------------------------------
     def check(self, cfg, settings, source: str) -> None:

@@ -47,6 +47,7 @@ class Settings:
 @register_study("cost")
 class Cost(Study):
     order = 120
+    timed = True      # its jobs' wall times are the measurement: run here, not on workers
     Settings = Settings
     topics = (("cost", "RAG costs more per query; fine-tuning costs more up front"),)
     summary = "one-off and per-query costs priced by scenario, break-even query counts"

@@ -39,6 +39,7 @@ class Settings:
 @register_study("latency")
 class Latency(Study):
     order = 20
+    timed = True      # its jobs' wall times are the measurement: run here, not on workers
     Settings = Settings
     topics = (("latency", "retrieval adds latency; fine-tuned models have no retrieval step"),)
     summary = "per-query latency of every arm by stage, batch size 1 and 64"

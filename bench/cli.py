@@ -147,27 +147,19 @@ PROFILE_STUDIES = ("accuracy", "hallucination", "forgetting", "popularity", "con
 def cmd_profile(args) -> int:
     """Every profile study on one model, in order, then its wall time per study in
     results/<model>/profile.json (resumable: a rerun replays finished studies from their logs)."""
-    import os
-
-    from bench.config import CACHE_DIR
     from bench.studies.driver import results_folder, run_study
-    from bench.studies.suite import check as check_studies
+    from bench.studies.suite import Stopwatch, check as check_studies
 
     studies = args.studies.split(",") if args.studies else list(PROFILE_STUDIES)
     check_studies(studies, quick=False, model=args.model)   # before the first model loads
-    load_start, seconds, start = os.getloadavg(), {}, time.perf_counter()
+    clock = Stopwatch()
     for name in studies:
-        t = time.perf_counter()
-        run_study(name, model=args.model, progress=not args.quiet)
-        seconds[name] = round(time.perf_counter() - t, 1)
-        print(f"profile {args.model}: {name} in {seconds[name]:.0f} s", flush=True)
+        with clock.timing(name):
+            run_study(name, model=args.model, progress=not args.quiet)
+        print(f"profile {args.model}: {name} in {clock.seconds[name]:.0f} s", flush=True)
     out = results_folder("profile.json", args.model)
-    write_json({"model": args.model, "studies": seconds,
-                "total_seconds": round(time.perf_counter() - start, 1),
-                "cache_dir": str(CACHE_DIR), "cpu_count": os.cpu_count(),
-                "load_average_1_5_15": {"start": [round(x, 2) for x in load_start],
-                                        "end": [round(x, 2) for x in os.getloadavg()]}}, out)
-    print(f"wrote {out}: {sum(seconds.values()):.0f} s in all")
+    clock.write(out, model=args.model)
+    print(f"wrote {out}: {sum(clock.seconds.values()):.0f} s in all")
     return 0
 
 

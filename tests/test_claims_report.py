@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -331,3 +332,24 @@ def test_suite_and_profile_refuse_an_unknown_study_in_one_line(tmp_path, capsys)
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and "--studies: unknown study 'bogus'" in err
     assert not (tmp_path / "q").exists()          # refused before anything was written
+
+
+def test_the_suite_stopwatch_records_each_study_the_load_and_the_executor(tmp_path, monkeypatch):
+    """suite.json (bench suite) and profile.json (bench profile) come from one Stopwatch."""
+    import time
+
+    from bench import executors
+    from bench.studies.suite import Stopwatch
+
+    monkeypatch.setenv(executors.ENV, "ray")
+    clock = Stopwatch()
+    with clock.timing("a"):
+        time.sleep(0.2)
+    with clock.timing("b"):
+        pass
+    clock.write(tmp_path / "suite.json", quick=True, model="pocket")
+    doc = json.loads((tmp_path / "suite.json").read_text())
+    assert doc["quick"] is True and doc["model"] == "pocket" and doc["executor"] == "ray"
+    assert list(doc["studies"]) == ["a", "b"] and doc["studies"]["a"] >= 0.2 > doc["studies"]["b"]
+    assert doc["total_seconds"] >= doc["studies"]["a"]
+    assert len(doc["load_average_1_5_15"]["start"]) == 3 and doc["cpu_count"] == os.cpu_count()

@@ -96,12 +96,20 @@ def test_make_times_reads_manifests_and_the_timing_log(tmp_path):
         (tmp_path / "results" / name).mkdir(parents=True)
         (tmp_path / "results" / name / "manifest.json").write_text(json.dumps(doc))
     log = tmp_path / "make-all.csv"
-    log.write_text("target,start,end,seconds,exit_code,load_1m\na,s,e,9.0,0,1.0\na,s,e,6.5,0,1.0\n")
+    log.write_text("target,start,end,seconds,exit_code,load_1m,executor\na,s,e,9.0,0,1.0,\na,s,e,6.5,0,1.0,local\n"
+                   "a,s,e,4.0,0,1.0,ray\nb,s,e,3.0,0,1.0,ray\n")
     df = make_times.table(tmp_path / "results", tmp_path / "Makefile", log).set_index("target")
     assert list(df.index) == ["a", "b", "c", "report", "total"]
     assert df.loc["a", "manifest_seconds"] == 5.0 and df.loc["b", "manifest_seconds"] == 7.0
-    assert df.loc["a", "make_seconds"] == 6.5            # the latest logged run
+    assert df.loc["a", "make_seconds"] == 6.5            # the latest logged local run
+    assert df.loc["a", "ray_make_seconds"] == 4.0 and df.loc["b", "ray_make_seconds"] == 3.0
+    assert pd.isna(df.loc["b", "make_seconds"])
     assert df.loc["total", "manifest_seconds"] == 12.0 and df.loc["total", "make_seconds"] == 6.5
+    assert df.loc["total", "ray_make_seconds"] == 7.0
+    # a log from before the executor column reads as local
+    old = tmp_path / "old.csv"
+    old.write_text("target,start,end,seconds,exit_code,load_1m\na,s,e,9.0,0,1.0\n")
+    assert list(make_times.read_log(old)) == ["a"] and make_times.read_log(old, "ray") == {}
 
 
 def test_time_make_all_script_logs_each_target_and_stops_at_a_failure(tmp_path):

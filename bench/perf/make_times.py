@@ -4,8 +4,10 @@ scripts/time_make_all.sh measured around each `make <target>` when it was run.
 The manifests give a study's own seconds (`timings_seconds.total`, or `seconds` for probes) and
 when and under what load it ran; they cover the study's work, not the `pocket-model-if-stale`
 check or the interpreter start. The log (results/perf/make-all.csv, one line per target run:
-target,start,end,seconds,exit_code,load_1m) is the wall time a user waits; its latest line per
-target is used. A target with neither (report: it has no manifest) shows blanks.
+target,start,end,seconds,exit_code,load_1m,executor) is the wall time a user waits; its latest
+line per target and executor is used: `make_*` columns for the local executor (also lines
+without an executor, from before it was logged), `ray_make_*` for BENCH_EXECUTOR=ray. A target
+with neither (report: it has no manifest) shows blanks.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 COLUMNS = ["target", "manifest_seconds", "manifest_written_at", "manifest_load_1m", "quick",
-           "make_seconds", "make_exit_code", "make_end", "make_load_1m"]
+           "make_seconds", "make_exit_code", "make_end", "make_load_1m",
+           "ray_make_seconds", "ray_make_exit_code", "ray_make_end", "ray_make_load_1m"]
 LOG = Path("results/perf/make-all.csv")
 
 
@@ -45,14 +48,14 @@ def manifest_seconds(folder: Path) -> dict:
             "quick": doc.get("quick")}
 
 
-def read_log(log: Path) -> dict[str, dict]:
-    """The latest logged run of each target."""
+def read_log(log: Path, executor: str = "local") -> dict[str, dict]:
+    """The latest logged run of each target with this executor."""
     if not Path(log).is_file():
         return {}
     latest: dict[str, dict] = {}
     with Path(log).open(newline="") as f:
         for row in csv.DictReader(f):
-            if row.get("target"):
+            if row.get("target") and (row.get("executor") or "local") == executor:
                 latest[row["target"]] = row
     return latest
 
@@ -65,16 +68,17 @@ def _number(value):
 
 
 def table(results: Path = Path("results"), makefile: Path = Path("Makefile"), log: Path = LOG) -> pd.DataFrame:
-    logged = read_log(log)
+    logged = {"make": read_log(log, "local"), "ray_make": read_log(log, "ray")}
     rows = []
     for target in all_targets(makefile):
         row = {"target": target, **manifest_seconds(Path(results) / target)}
-        if target in logged:
-            got = logged[target]
-            row.update(make_seconds=_number(got.get("seconds")), make_exit_code=got.get("exit_code"),
-                       make_end=got.get("end"), make_load_1m=_number(got.get("load_1m")))
+        for prefix, runs in logged.items():
+            if target in runs:
+                got = runs[target]
+                row.update({f"{prefix}_seconds": _number(got.get("seconds")), f"{prefix}_exit_code": got.get("exit_code"),
+                            f"{prefix}_end": got.get("end"), f"{prefix}_load_1m": _number(got.get("load_1m"))})
         rows.append(row)
     df = pd.DataFrame(rows, columns=COLUMNS)
-    total = {"target": "total", "manifest_seconds": pd.to_numeric(df["manifest_seconds"]).sum(min_count=1),
-             "make_seconds": pd.to_numeric(df["make_seconds"]).sum(min_count=1)}
+    total = {"target": "total", **{c: pd.to_numeric(df[c]).sum(min_count=1)
+                                   for c in ("manifest_seconds", "make_seconds", "ray_make_seconds")}}
     return pd.concat([df, pd.DataFrame([total], columns=COLUMNS)], ignore_index=True)

@@ -159,11 +159,18 @@ def make_md(t: dict, meta: dict) -> list[str]:
     out = ["## `make all` wall time by target", "", *md_table(df), "",
            "`manifest_seconds`: the study's own seconds from results/<target>/manifest.json (when and "
            "under what load it ran beside it); `make_seconds`: wall time of `make <target>` from "
-           "results/perf/make-all.csv, written by scripts/time_make_all.sh.", ""]
+           "results/perf/make-all.csv, written by scripts/time_make_all.sh; `ray_make_seconds`: the same "
+           "with BENCH_EXECUTOR=ray (a local Ray cluster on this machine).", ""]
     if len(total):
         out.append(f"- The manifests add up to {fmt(total['manifest_seconds'].iloc[0])} s"
                    + (f"; the timed `make` calls to {fmt(total['make_seconds'].iloc[0])} s." if logged else
                       "; no target has been timed by scripts/time_make_all.sh yet."))
+        both = df[(df["target"] != "total") & df["make_seconds"].notna() & df["ray_make_seconds"].notna()]
+        if len(both):
+            local, ray = both["make_seconds"].sum(), both["ray_make_seconds"].sum()
+            out.append(f"- Over the {len(both)} targets timed both ways: local {fmt(local)} s, Ray "
+                       f"{fmt(ray)} s ({local / ray:.2f}x); every Ray-timed target: "
+                       f"{fmt(total['ray_make_seconds'].iloc[0])} s.")
     return out + [""]
 
 

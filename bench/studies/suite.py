@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.config import CACHE_DIR, DEFAULT_MODEL, ConfigError
@@ -42,6 +43,31 @@ def check(names: list[str], quick: bool, model: str | None) -> None:
         load_study_config(get_study(name), config_of(name, quick), quick, model)
 
 
+class Stopwatch:
+    """Seconds per study over a sequence of runs, with the machine's load at the start and the
+    end: suite.json (bench suite) and profile.json (bench profile) are its record."""
+
+    def __init__(self):
+        self.load_start, self.start, self.seconds = os.getloadavg(), time.perf_counter(), {}
+
+    @contextmanager
+    def timing(self, name: str):
+        t = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - t, 1)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def write(self, path: Path, **head) -> None:
+        from bench.executors import current
+
+        write_json({**head, "studies": self.seconds, "total_seconds": round(self.elapsed(), 1),
+                    "executor": current(), "cache_dir": str(CACHE_DIR), "cpu_count": os.cpu_count(),
+                    "load_average_1_5_15": {"start": [round(x, 2) for x in self.load_start],
+                                            "end": [round(x, 2) for x in os.getloadavg()]}}, path)
+
+
 def run_suite(root: Path, names: list[str] | None = None, quick: bool = False, model: str | None = None,
               probes: bool = True, progress: bool = True) -> Path:
     """Run `names` (default: every study of make all) into root/<study>/, then the claims report
@@ -52,28 +78,20 @@ def run_suite(root: Path, names: list[str] | None = None, quick: bool = False, m
     names = list(names or SUITE)
     check(names, quick, model)
     root = Path(root)
-    load_start, seconds, start = os.getloadavg(), {}, time.perf_counter()
+    clock = Stopwatch()
     # the probes (is the pocket model fit to stand in?) train a 1,000-step LoRA probe: a quick
     # suite skips them; they are not claims
     if probes and not quick and (model or DEFAULT_MODEL) == DEFAULT_MODEL:
-        t = time.perf_counter()
-        run_probes(root / "probes")
-        seconds["probes"] = round(time.perf_counter() - t, 1)
+        with clock.timing("probes"):
+            run_probes(root / "probes")
     for name in names:
-        t = time.perf_counter()
-        run_study(name, config_of(name, quick), out=root / name, model=model, quick=quick, progress=progress)
-        seconds[name] = round(time.perf_counter() - t, 1)
-        print(f"suite: {name} in {seconds[name]:.0f} s ({time.perf_counter() - start:.0f} s so far)", flush=True)
-    t = time.perf_counter()
-    md, _, tally = build_report(root, root)
-    seconds["report"] = round(time.perf_counter() - t, 1)
-    write_json({"quick": quick, "model": model or DEFAULT_MODEL, "studies": seconds,
-                "total_seconds": round(time.perf_counter() - start, 1), "cache_dir": str(CACHE_DIR),
-                "cpu_count": os.cpu_count(),
-                "load_average_1_5_15": {"start": [round(x, 2) for x in load_start],
-                                        "end": [round(x, 2) for x in os.getloadavg()]}},
-               root / "suite.json")
-    print(f"suite: {tally}; {time.perf_counter() - start:.0f} s in all; report {md}")
+        with clock.timing(name):
+            run_study(name, config_of(name, quick), out=root / name, model=model, quick=quick, progress=progress)
+        print(f"suite: {name} in {clock.seconds[name]:.0f} s ({clock.elapsed():.0f} s so far)", flush=True)
+    with clock.timing("report"):
+        md, _, tally = build_report(root, root)
+    clock.write(root / "suite.json", quick=quick, model=model or DEFAULT_MODEL)
+    print(f"suite: {tally}; {clock.elapsed():.0f} s in all; report {md}")
     return md
 
 

@@ -160,6 +160,27 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
+# The share of this machine the running job holds: 1 on the local executor (one job at a time,
+# the machine is its own), a Ray task's CPUs over its node's. A trained adapter records it, so
+# the cost study prices the machine time a job really took, not a half machine's seconds as a
+# whole one's (two one-thread jobs at once each take longer than one two-thread job).
+_MACHINE_SHARE = 1.0
+
+
+@contextlib.contextmanager
+def machine_share(share: float):
+    global _MACHINE_SHARE
+    before, _MACHINE_SHARE = _MACHINE_SHARE, min(1.0, max(share, 0.0))
+    try:
+        yield
+    finally:
+        _MACHINE_SHARE = before
+
+
+def current_machine_share() -> float:
+    return _MACHINE_SHARE
+
+
 def run_jobs(jobs: Sequence[Job], out_dir: Path | str, cache_dir: Path | str = CACHE_DIR,
              progress: bool = True, desc: str = "jobs") -> list[JobResult]:
     """Run every job (resuming finished work); one result per job, in the jobs' order. The

@@ -147,13 +147,14 @@ def _task(job, dataset, out_dir: str, cache_dir: str, cwd: str, cpus: int, *afte
     this one starts) only orders jobs sharing a prediction log or an adapter."""
     import ray
 
-    from bench.engine import run_job, torch_threads
+    from bench.engine import machine_share, run_job, torch_threads
 
     if os.path.isdir(cwd):   # relative paths in a config (a model folder) mean the driver's
         os.chdir(cwd)
     job = dataclasses.replace(job, dataset=dataset)
     start = time.time()
-    with torch_threads(cpus):   # exactly the CPUs Ray granted, whatever torch would pick
+    # exactly the CPUs Ray granted, whatever torch would pick; the rest of the node runs other tasks
+    with torch_threads(cpus), machine_share(cpus / (os.cpu_count() or cpus)):
         result = run_job(job, Path(out_dir), Path(cache_dir), progress=False)
     where = {"label": job.label, "pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
              "threads": cpus, "start": start, "end": time.time()}

@@ -97,6 +97,12 @@ def test_the_jobs_and_the_lora_training_ran_in_ray_workers(two_runs):
     by = {t["label"]: t for t in tasks}
     assert by["hybrid-s0"]["start"] >= by["lora-s0"]["end"]
     assert {t["threads"] for t in tasks} == {1}   # threads: 1 in the config is each task's request
+    # the adapter trained on one CPU of the machine beside other tasks: cost prices that share;
+    # the local run's adapter held the machine
+    share = json.loads((adapter / "stats.json").read_text())["train_machine_share"]
+    assert share == pytest.approx(min(1.0, 1 / os.cpu_count()), abs=1e-4)
+    (local_adapter,) = (root / "cache-local" / "adapters").iterdir()
+    assert json.loads((local_adapter / "stats.json").read_text())["train_machine_share"] == 1.0
 
 
 def test_the_local_executor_never_imports_ray(two_runs):

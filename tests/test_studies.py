@@ -33,6 +33,26 @@ def test_break_even_is_where_the_total_cost_lines_cross():
     assert math.isnan(cost.break_even(1.0, 0.002, 2.0, 0.002))    # parallel lines
 
 
+def test_training_is_priced_by_the_share_of_the_machine_it_held():
+    """An adapter trained by a Ray task on one of two cores (share 0.5) took ~1.4x the seconds of
+    a lone two-thread run while the other core trained another; its machine time is half its
+    seconds. Adapters without a recorded share (older caches, index-only arms) count whole."""
+    import pandas as pd
+
+    table = pd.DataFrame([{"arm": a, "seed": 0, "t_total": 0.1, "prompt_tokens": 10, "completion_tokens": 2}
+                          for a in ("rag", "lora", "hybrid")])
+    cells = pd.DataFrame([
+        {"arm": "rag", "seed": 0, "index_build_seconds": 4.0, "index_disk_bytes": 1e6},
+        {"arm": "lora", "seed": 0, "train_seconds": 300.0, "adapter_disk_bytes": 2e6, "train_machine_share": 0.5},
+        {"arm": "hybrid", "seed": 0, "train_seconds": 300.0, "adapter_disk_bytes": 2e6, "index_build_seconds": 4.0}])
+    m = cost.measured(table, cells).set_index("arm")
+    assert m.loc["lora", "train_seconds"] == 150.0 and m.loc["hybrid", "train_seconds"] == 300.0
+    assert m.loc["rag", "train_seconds"] == 0.0
+    p = cost.Prices(compute_per_hour=3.6)
+    priced = cost.priced(m.reset_index(), {"s": p}).set_index("arm")["one_off_usd"]
+    assert priced["lora"] == pytest.approx(0.15) and priced["hybrid"] == pytest.approx(0.304)
+
+
 def test_break_even_table_pairs_every_arm():
     import pandas as pd
 

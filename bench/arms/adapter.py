@@ -158,6 +158,8 @@ def _recipe_parts(generator, settings, env) -> dict:
 def _load_or_train(generator, env, key: str, examples, replay, lora, recipe_stats: dict) -> dict:
     from peft import PeftModel
 
+    from bench.engine import current_machine_share
+
     folder = env.cache_dir / "adapters" / key
     if (folder / "stats.json").exists():
         generator.model = PeftModel.from_pretrained(generator.model, folder).eval()
@@ -168,8 +170,10 @@ def _load_or_train(generator, env, key: str, examples, replay, lora, recipe_stat
         replay=(lambda r: r.choice(replay)) if replay else None, progress=env.progress)
     generator.model = peft_model
     stats = {k: v for k, v in stats.items() if k != "settings"}
-    # what building the recipe's examples cost (writer, teacher) is kept as measured then
-    stats.update(train_examples=len(examples), replay_examples=len(replay), **recipe_stats)
+    # what building the recipe's examples cost (writer, teacher) is kept as measured then, and
+    # the share of the machine the training held (bench.engine.machine_share)
+    stats.update(train_examples=len(examples), replay_examples=len(replay), **recipe_stats,
+                 train_machine_share=round(current_machine_share(), 4))
     with atomic_folder(folder) as tmp:   # a killed run never leaves a half-written adapter
         peft_model.save_pretrained(tmp)
         stats["adapter_disk_bytes"] = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())

@@ -1,10 +1,14 @@
 """cost, the price model: pure arithmetic on the measured quantities (no model, no files).
 
-  one_off   = (train_s + index_build_s) / 3600 * compute_per_hour
+  one_off   = (train_s * machine_share + index_build_s) / 3600 * compute_per_hour
               + (adapter_bytes + index_bytes) / 1e9 * storage_per_gb_month * months
   per_query = t_total_s / 3600 * compute_per_hour
               + prompt_tokens / 1e6 * per_1m_prompt_tokens + completion_tokens / 1e6 * per_1m_completion_tokens
   total(q)  = one_off + q * per_query; arms a and b break even at q = (one_off_b - one_off_a) / (per_a - per_b)
+
+machine_share: the share of the machine the adapter's training held (1 when it ran alone; a Ray
+task's CPUs over its node's when jobs ran side by side), recorded with the adapter; adapters
+trained before it was recorded count as 1.
 """
 
 from __future__ import annotations
@@ -57,6 +61,9 @@ def measured(table: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     for col in ("train_seconds", "index_build_seconds", "adapter_disk_bytes", "index_disk_bytes"):
         c[col] = pd.to_numeric(c[col], errors="coerce").fillna(0.0) if col in c else 0.0
     c["stored_bytes"] = c["adapter_disk_bytes"] + c["index_disk_bytes"]
+    share = (pd.to_numeric(c["train_machine_share"], errors="coerce").fillna(1.0)
+             if "train_machine_share" in c else 1.0)
+    c["train_seconds"] = c["train_seconds"] * share   # machine seconds: what the price applies to
     return per_query.merge(c[["arm", "seed", "train_seconds", "index_build_seconds", "stored_bytes"]],
                            on=["arm", "seed"])
 

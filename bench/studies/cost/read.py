@@ -52,7 +52,9 @@ def _mean(summary: pd.DataFrame, arm: str, metric: str) -> float:
 
 
 def inputs_section(m: pd.DataFrame | None) -> list[str]:
-    head = "Measured inputs (mean over seeds; times in seconds on this machine, see manifest)"
+    head = ("Measured inputs (mean over seeds; times in seconds on this machine, see manifest; LoRA "
+            "train s is machine seconds: the training's seconds times the share of the machine it held, "
+            "1 unless jobs ran side by side on Ray)")
     if m is None:   # results saved before inputs.csv was: only the priced tables were kept
         return [f"{head}: not saved with these results (they predate `inputs.csv`); the tables below "
                 "were priced from them. `make cost` measures them again."]

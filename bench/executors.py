@@ -105,9 +105,9 @@ def resources(job, cluster_gpus: float, share: int = 1) -> dict:
 
 def cpu_share(n_jobs: int, cluster_cpus: float, node_cpus: float) -> int:
     """CPUs for each job whose threads are 0: the cluster's CPUs split among the jobs, at most
-    one node's. On two cores two jobs get one thread each (two one-thread jobs at once do more
-    work than one two-thread job: the pocket model's matrices are too small to use two cores
-    well), while a study's lone job still gets both."""
+    one node's. On two cores two jobs get one thread each (the pocket model's matrices are too
+    small to keep two cores busy in one job: `make accuracy` 638 s this way against 890 s one
+    two-thread job at a time, results/perf/make-all.csv), while a study's lone job gets both."""
     return max(1, min(int(node_cpus), int(cluster_cpus // max(1, n_jobs))))
 
 
@@ -210,13 +210,12 @@ def run_jobs_ray(jobs: Sequence, out_dir: Path, cache_dir: Path, progress: bool,
         res = resources(job, gpus, share)
         bare = dataclasses.replace(job, dataset=None)
         # two jobs on one log (same key), or on one adapter, run one after the other
-        orders = [("log", job.log_path(out_dir)), ("adapter", adapter_group(job))]
-        after = list({id(last[o]): last[o] for o in orders if o in last}.values())
+        group = adapter_group(job)
+        keys = [("log", job.log_path(out_dir))] + ([("adapter", group)] if group else [])
+        after = list({id(last[k]): last[k] for k in keys if k in last}.values())   # each task once
         ref = _remote().options(**res, runtime_env=env, name=f"bench:{job.label}").remote(
             bare, datasets[id(job.dataset)], out, cache, cwd, res["num_cpus"], *after)
-        for o in orders:
-            if o[1] is not None:
-                last[o] = ref
+        last.update(dict.fromkeys(keys, ref))
         refs.append(ref)
 
     order = {ref: i for i, ref in enumerate(refs)}

@@ -2,8 +2,8 @@
 # `make all`, one target at a time, each timed: appends
 # target,start,end,seconds,exit_code,load_1m,executor to results/perf/make-all.csv (TIMES=<file>
 # moves it), which `make perf` reads into its make-all table; executor is BENCH_EXECUTOR (local
-# when unset), so `BENCH_EXECUTOR=ray scripts/time_make_all.sh` logs beside a local run. The targets are the prerequisites of `all:` in the Makefile, in order, so the
-# list never drifts from it; arguments go to every make call (e.g. MODEL=smollm2-135m).
+# when unset), so `BENCH_EXECUTOR=ray scripts/time_make_all.sh` logs beside a local run. The
+# targets are the prerequisites of `all:` in the Makefile, in order, so the list never drifts from it; arguments go to every make call (e.g. MODEL=smollm2-135m).
 # Like `make all` it stops at the first failing target (its line is logged with the exit code).
 # Each call also runs the `pocket-model-if-stale` check (a few seconds), which `make all` runs once.
 set -u

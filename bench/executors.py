@@ -128,6 +128,21 @@ def adapter_group(job) -> str | None:
     return content_hash(parts)
 
 
+def training_work(job) -> int:
+    """A job's LoRA work in examples (steps x batch size; 0 for a job that trains nothing): a
+    proxy for how long its task runs, which is mostly training."""
+    lora = getattr(job.arm.settings, "lora", None)
+    return lora.steps * lora.batch_size if trains(job) and lora is not None else 0
+
+
+def submission_order(jobs: Sequence) -> list[int]:
+    """Job indices, the most training first (ties keep their order: lora before the hybrid that
+    loads its adapter). Ray starts tasks in the order they arrive, so submitted as listed a
+    study's longest adapter could start last and train alone on one thread at the end; longest
+    first, the short jobs fill the other CPUs at the end instead."""
+    return sorted(range(len(jobs)), key=lambda i: -training_work(jobs[i]))
+
+
 def worker_env() -> dict:
     """runtime_env for the tasks: the driver's settings, and its checkout on PYTHONPATH so a
     node whose venv lacks the editable install still imports `bench` from the shared folder
@@ -202,8 +217,10 @@ def run_jobs_ray(jobs: Sequence, out_dir: Path, cache_dir: Path, progress: bool,
     node_cpus = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=1)
     share = cpu_share(len(jobs), cluster.get("CPU", 1), node_cpus)
     out, cache, cwd, env = str(Path(out_dir).resolve()), str(Path(cache_dir).resolve()), os.getcwd(), worker_env()
-    datasets, last, refs = {}, {}, []   # last: the latest task on a prediction log / an adapter
-    for job in jobs:
+    # last: the latest task on a prediction log / an adapter; order: each task's job index
+    datasets, last, order = {}, {}, {}
+    for i in submission_order(jobs):
+        job = jobs[i]
         # each Dataset goes to the object store once, not once per job that answers on it
         if id(job.dataset) not in datasets:
             datasets[id(job.dataset)] = ray.put(job.dataset)
@@ -216,12 +233,11 @@ def run_jobs_ray(jobs: Sequence, out_dir: Path, cache_dir: Path, progress: bool,
         ref = _remote().options(**res, runtime_env=env, name=f"bench:{job.label}").remote(
             bare, datasets[id(job.dataset)], out, cache, cwd, res["num_cpus"], *after)
         last.update(dict.fromkeys(keys, ref))
-        refs.append(ref)
+        order[ref] = i
 
-    order = {ref: i for i, ref in enumerate(refs)}
     results: list = [None] * len(jobs)
-    bar = tqdm(total=len(refs), desc=f"{desc} (ray)", disable=not progress)
-    pending = list(refs)
+    bar = tqdm(total=len(order), desc=f"{desc} (ray)", disable=not progress)
+    pending = list(order)
     try:
         while pending:
             done, pending = ray.wait(pending, num_returns=1)

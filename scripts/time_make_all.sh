@@ -4,6 +4,8 @@
 # moves it), which `make perf` reads into its make-all table; executor is BENCH_EXECUTOR (local
 # when unset), so `BENCH_EXECUTOR=ray scripts/time_make_all.sh` logs beside a local run. The
 # targets are the prerequisites of `all:` in the Makefile, in order, so the list never drifts from it; arguments go to every make call (e.g. MODEL=smollm2-135m).
+# TARGETS="accuracy hallucination" times only those (in that order; a target timed alone may
+# find less in the caches than it would after the targets before it in `make all`).
 # Like `make all` it stops at the first failing target (its line is logged with the exit code).
 # Each call also runs the `pocket-model-if-stale` check (a few seconds), which `make all` runs once.
 set -u
@@ -12,7 +14,7 @@ log=${TIMES:-results/perf/make-all.csv}
 mkdir -p "$(dirname "$log")"
 [ -s "$log" ] || echo "target,start,end,seconds,exit_code,load_1m,executor" > "$log"
 executor=${BENCH_EXECUTOR:-local}
-targets=$(awk '/^all:/ {on = 1} on {print; if ($0 !~ /\\$/) exit}' Makefile | sed 's/^all://; s/\\//g')
+targets=${TARGETS:-$(awk '/^all:/ {on = 1} on {print; if ($0 !~ /\\$/) exit}' Makefile | sed 's/^all://; s/\\//g')}
 for target in $targets; do
     load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "")
     start=$(date -u +%Y-%m-%dT%H:%M:%SZ); t0=$(date +%s.%N)

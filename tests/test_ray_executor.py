@@ -151,6 +151,23 @@ def test_jobs_sharing_an_adapter_are_grouped(four_arms):
     assert executors.adapter_group(Job(longer, 0, four_arms.model, four_arms.data)) != group["lora"]
 
 
+def test_jobs_go_to_ray_longest_training_first(four_arms):
+    import dataclasses
+
+    from bench.engine import Job
+
+    arms = {a.arm: a for a in four_arms.arms}
+    longer = dataclasses.replace(arms["lora"], name="lora_long", settings=dataclasses.replace(
+        arms["lora"].settings, lora=dataclasses.replace(arms["lora"].settings.lora, steps=999)))
+    jobs = [Job(arm, 0, four_arms.model, four_arms.data)
+            for arm in (arms["closed_book"], arms["lora"], arms["rag"], arms["hybrid"], longer)]
+    assert executors.training_work(jobs[4]) == 999 * arms["lora"].settings.lora.batch_size
+    assert executors.training_work(jobs[0]) == executors.training_work(jobs[2]) == 0
+    # the long adapter first; lora before the hybrid that loads its adapter; answer-only jobs last
+    assert [jobs[i].arm.name for i in executors.submission_order(jobs)] == [
+        "lora_long", arms["lora"].name, arms["hybrid"].name, arms["closed_book"].name, arms["rag"].name]
+
+
 def test_a_timed_study_runs_here_unless_the_flag_says_ray(monkeypatch, capsys):
     monkeypatch.setenv(executors.ENV, "ray")
     with executors.using(None):

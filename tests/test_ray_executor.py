@@ -221,3 +221,23 @@ def test_make_with_a_bad_executor_fails_at_once():
                        env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == ["error: BENCH_EXECUTOR: unknown executor 'bogus'; choices: local, ray"]
+
+
+def test_adapter_seconds_counts_each_trained_adapter_once_at_its_machine_share(two_runs, tmp_path):
+    root, _, _ = two_runs
+    script = ROOT / "scripts" / "adapter_seconds.py"
+    for run, cache in (("ray", "cache-ray"), ("local", "cache-local")):
+        out = tmp_path / f"{run}.csv"
+        done = subprocess.run([sys.executable, str(script), str(root / run), "--csv", str(out)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        table = pd.read_csv(out).set_index("folder")
+        (adapter,) = (root / cache / "adapters").iterdir()
+        stats = json.loads((adapter / "stats.json").read_text())
+        # lora trained it, hybrid found it in the cache: one adapter, its seconds once
+        assert table.loc["total", "adapters"] == 1
+        assert table.loc["total", "train_seconds"] == pytest.approx(stats["train_seconds"], abs=0.06)
+        assert table.loc["total", "machine_seconds"] == pytest.approx(
+            stats["train_seconds"] * stats["train_machine_share"], abs=0.06)
+    missing = subprocess.run([sys.executable, str(script), str(tmp_path / "nowhere")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "nowhere" in missing.stderr and len(missing.stderr.splitlines()) == 1

@@ -1,0 +1,71 @@
+"""How much of a run was LoRA training: the adapters each study trained (not found in the cache)
+and their recorded seconds, from the `*.prepare.json` stats every adapted job writes beside its
+prediction log.
+
+`machine_seconds` is seconds x the share of the machine the training held (`train_machine_share`:
+a Ray task's CPUs over its node's, 1 for a local run; 1 where an older adapter did not record
+it). Summed, it is the least wall time those adapters can take on this machine however the jobs
+are packed: with `make all BENCH_EXECUTOR=ray` on two cores, two one-thread adapters at a time,
+each holding half the machine. Training outside the adapter store (probes' adapter, freshness's
+retraining, coldstart's timed starts) is not counted.
+
+Run: .venv/bin/python scripts/adapter_seconds.py [results] [--csv out.csv]
+(--csv also writes the table, total row last, for a report to cite).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+
+def adapters(results: Path) -> dict[str, dict]:
+    """{folder: {"trained", "seconds", "machine_seconds"}}, each adapter counted once (its key);
+    folder: where a study keeps its prediction logs, under `results` (accuracy, format/runs, ...)."""
+    seen, out = set(), {}
+    for stats_file in sorted(results.glob("**/predictions/*.prepare.json")):
+        stats = json.loads(stats_file.read_text())
+        key = stats.get("adapter_key")
+        if key is None or stats.get("adapter_cached") or "train_seconds" not in stats or key in seen:
+            continue
+        seen.add(key)
+        folder = stats_file.parent.parent.relative_to(results).as_posix()
+        row = out.setdefault(folder, {"trained": 0, "seconds": 0.0, "machine_seconds": 0.0})
+        row["trained"] += 1
+        row["seconds"] += stats["train_seconds"]
+        row["machine_seconds"] += stats["train_seconds"] * stats.get("train_machine_share", 1.0)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    args = list(argv)
+    out = None
+    if "--csv" in args:
+        i = args.index("--csv")
+        if i + 1 >= len(args):
+            print("adapter_seconds: --csv needs a file name", file=sys.stderr)
+            return 2
+        out = Path(args.pop(i + 1))
+        args.pop(i)
+    results = Path(args[0] if args else "results")
+    if not results.is_dir():
+        print(f"adapter_seconds: {results}: no such results folder (expected the folder a run wrote)", file=sys.stderr)
+        return 2
+    rows = sorted(adapters(results).items(), key=lambda kv: -kv[1]["machine_seconds"])
+    total = {k: sum(r[k] for _, r in rows) for k in ("trained", "seconds", "machine_seconds")}
+    rows.append(("total", total))
+    print(f"{'folder':24s} {'adapters':>8s} {'train_s':>9s} {'machine_s':>10s}")
+    for study, r in rows:
+        print(f"{study:24s} {r['trained']:8d} {r['seconds']:9.0f} {r['machine_seconds']:10.0f}")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["folder", "adapters", "train_seconds", "machine_seconds"])
+            w.writerows([study, r["trained"], round(r["seconds"], 1), round(r["machine_seconds"], 1)] for study, r in rows)
+    return 0
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -15,6 +15,7 @@ Run: .venv/bin/python scripts/adapter_seconds.py [results] [--csv out.csv]
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import sys
@@ -26,7 +27,10 @@ def adapters(results: Path) -> dict[str, dict]:
     folder: where a study keeps its prediction logs, under `results` (accuracy, format/runs, ...)."""
     seen, out = set(), {}
     for stats_file in sorted(results.glob("**/predictions/*.prepare.json")):
-        stats = json.loads(stats_file.read_text())
+        try:
+            stats = json.loads(stats_file.read_text())
+        except ValueError as e:   # written as the job starts: a killed one can leave it cut short
+            raise ValueError(f"{stats_file}: not JSON ({e}); expected a job's prepare stats") from None
         key = stats.get("adapter_key")
         if key is None or stats.get("adapter_cached") or "train_seconds" not in stats or key in seen:
             continue
@@ -40,20 +44,20 @@ def adapters(results: Path) -> dict[str, dict]:
 
 
 def main(argv: list[str]) -> int:
-    args = list(argv)
-    out = None
-    if "--csv" in args:
-        i = args.index("--csv")
-        if i + 1 >= len(args):
-            print("adapter_seconds: --csv needs a file name", file=sys.stderr)
-            return 2
-        out = Path(args.pop(i + 1))
-        args.pop(i)
-    results = Path(args[0] if args else "results")
+    parser = argparse.ArgumentParser(description="LoRA training seconds of a run, by study folder")
+    parser.add_argument("results", nargs="?", default="results", type=Path)
+    parser.add_argument("--csv", type=Path, help="also write the table here (total row last)")
+    args = parser.parse_args(argv)
+    results, out = args.results, args.csv
     if not results.is_dir():
         print(f"adapter_seconds: {results}: no such results folder (expected the folder a run wrote)", file=sys.stderr)
         return 2
-    rows = sorted(adapters(results).items(), key=lambda kv: -kv[1]["machine_seconds"])
+    try:
+        by_folder = adapters(results)
+    except ValueError as e:
+        print(f"adapter_seconds: {e}", file=sys.stderr)
+        return 2
+    rows = sorted(by_folder.items(), key=lambda kv: -kv[1]["machine_seconds"])
     total = {k: sum(r[k] for _, r in rows) for k in ("trained", "seconds", "machine_seconds")}
     rows.append(("total", total))
     print(f"{'folder':24s} {'adapters':>8s} {'train_s':>9s} {'machine_s':>10s}")
@@ -66,6 +70,7 @@ def main(argv: list[str]) -> int:
             w.writerow(["folder", "adapters", "train_seconds", "machine_seconds"])
             w.writerows([study, r["trained"], round(r["seconds"], 1), round(r["machine_seconds"], 1)] for study, r in rows)
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

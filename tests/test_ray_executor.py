@@ -241,3 +241,11 @@ def test_adapter_seconds_counts_each_trained_adapter_once_at_its_machine_share(t
             stats["train_seconds"] * stats["train_machine_share"], abs=0.06)
     missing = subprocess.run([sys.executable, str(script), str(tmp_path / "nowhere")], capture_output=True, text=True)
     assert missing.returncode == 2 and "nowhere" in missing.stderr and len(missing.stderr.splitlines()) == 1
+    # a prepare file cut short (a job killed as it wrote it): one line naming the file, no table
+    cut = tmp_path / "cut" / "predictions" / "lora-s0.prepare.json"
+    cut.parent.mkdir(parents=True)
+    cut.write_text('{"adapter_key": "ab')
+    bad = subprocess.run([sys.executable, str(script), str(tmp_path / "cut"), "--csv", str(tmp_path / "cut.csv")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and str(cut) in bad.stderr and len(bad.stderr.splitlines()) == 1
+    assert not (tmp_path / "cut.csv").exists()

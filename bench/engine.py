@@ -27,6 +27,7 @@ from typing import Sequence
 from tqdm import tqdm
 
 from bench.config import CACHE_DIR, ArmConfig, DataConfig, ModelConfig, content_hash, key_dict
+from bench.io import write_json
 
 # Bump when code changes what an arm answers (prompting, retrieval, decoding): saved
 # predictions from older code then stop matching and are recomputed, not silently replayed.
@@ -129,7 +130,7 @@ def run_job(job: Job, out_dir: Path, cache_dir: Path = CACHE_DIR, progress: bool
     todo = [q for q in job.items if q.id not in done]
     if todo:
         with open_arm(job, cache_dir, progress) as (arm, stats):
-            stats_path.write_text(json.dumps(stats, indent=1, default=str))
+            write_json(stats, stats_path)   # atomic: a job killed here leaves no half file
             # a few batches at a time: the generator sorts them by prompt length, so each batch
             # pads less; every chunk is appended and fsynced before the next
             size = job.model.batch_size * ANSWER_CHUNK_BATCHES

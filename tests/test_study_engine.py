@@ -1,6 +1,7 @@
 """The study engine: the YAML dialect (include, arm_defaults, quick, --model), the registry and
 the Makefile agreeing with it, the executor's store seam, and a study run on another model."""
 
+import json
 import re
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from bench.config import ConfigError, load_experiment
 from bench.config_files import load_config_raw
-from bench.studies.driver import load_study_config, model_slug, results_folder, run_study
+from bench.studies.driver import load_study_config, model_slug, results_folder
 from bench.studies.registry import get_study, study_names
 
 ROOT = Path(__file__).parents[1]
@@ -188,3 +189,32 @@ def test_the_committed_item_table_round_trips_text_that_looks_missing(tmp_path):
     assert back["prediction"].tolist() == ["", "NA", "null", "1843"]
     assert back["answers"].tolist() == [["x"], [], ["NA"], ["1843"]] and "contexts" not in back
     assert back["faithfulness"].isna().tolist() == [True, False, False, False]
+
+
+def test_a_job_killed_as_it_writes_its_prepare_stats_leaves_no_half_file(micro_pocket, tmp_path, monkeypatch):
+    """The prepare stats go to a temporary file renamed into place: a kill before the rename
+    leaves nothing a reader (the cost study, scripts/adapter_seconds.py) would take for stats,
+    and the rerun writes them whole and answers every item."""
+    import bench.io
+    from bench.config import ArmConfig, DataConfig, ModelConfig, WorldData, parse_experiment
+    from bench.data.dataset import build_dataset
+    from bench.engine import Job, run_jobs
+
+    data = DataConfig(world=WorldData(entities=8))
+    dataset = build_dataset(data, 0)
+    arm = parse_experiment({"name": "x", "arms": [{"arm": "closed_book"}]}).arms[0]
+    model = ModelConfig(name=str(micro_pocket[0]), max_new_tokens=2, batch_size=4)
+    job = Job(ArmConfig(arm.name, arm.arm, arm.settings), 0, model, data, dataset,
+              tuple(dataset.split("test")[:3]))
+
+    def killed(src, dst):
+        raise KeyboardInterrupt
+    with monkeypatch.context() as m:
+        m.setattr(bench.io.os, "replace", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run_jobs([job], tmp_path / "out", tmp_path / "cache", progress=False)
+    predictions = job.log_path(tmp_path / "out").parent
+    assert not [p.name for p in predictions.glob("*prepare*")]   # neither the stats nor a temporary
+    (result,) = run_jobs([job], tmp_path / "out", tmp_path / "cache", progress=False)
+    assert result.stats["prepare_seconds"] >= 0 and len(result.rows) == 3
+    assert json.loads(job.log_path(tmp_path / "out").with_suffix(".prepare.json").read_text()) == result.stats

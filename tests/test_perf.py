@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.perf import PerfSettings, generation, lora_step, make_times, retrieval
+from bench.perf import PerfSettings, generation, lora_profile, lora_step, make_times, retrieval
 from bench.perf.run import run_perf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +65,14 @@ def test_perf_run_writes_every_table_and_the_report(micro_pocket, tmp_path):
     assert bool(lora.loc["bench_fit_adapter", "batches_match"])
     assert lora.loc["bare_unpadded", "positions_per_step"] == lora.loc["bare_unpadded", "real_tokens_per_step"]
     assert lora.loc["bare_padded", "positions_per_step"] >= lora.loc["bench_fit_adapter", "positions_per_step"]
+    assert lora.loc["bench_bf16_autocast", "seconds_per_step"] > 0
+    prof = pd.read_csv(out / "lora_profile.csv").set_index("part")
+    assert ["part", *prof.columns] == lora_profile.COLUMNS
+    shares = prof.loc[["matmuls_share", "attention_share", "other_share"], "share_of_step"]
+    assert shares.sum() == pytest.approx(1) and (shares > 0).all()
+    # the replayed matmuls do the step's recorded FLOPs, in less time than the whole step
+    assert prof.loc["matmuls_replayed", "gflop_per_step"] == prof.loc["bench_step", "gflop_per_step"] > 0
+    assert 0 < prof.loc["matmuls_replayed", "share_of_step"] < 1 and prof.loc["gemm_1024", "gflops"] > 0
 
     ret = pd.read_csv(out / "retrieval.csv").set_index("path")
     assert ["path", *ret.columns] == retrieval.COLUMNS
@@ -76,7 +84,11 @@ def test_perf_run_writes_every_table_and_the_report(micro_pocket, tmp_path):
     assert list(ef.columns) == retrieval.EF_COLUMNS and ef["chosen"].sum() == 1
 
     text = report.read_text()
-    for heading in ("## Generation", "## LoRA training step", "## Retrieval at"):
+    from bench.perf.report import machine_name
+    from bench.report.manifest import hardware
+    # each measured section names the machine it ran on (sections kept from older runs may differ)
+    assert text.count(f"on {machine_name(hardware())}, load average") == 3
+    for heading in ("## Generation", "## LoRA training step", "### Where the step's time goes", "## Retrieval at"):
         assert heading in text
     head = retrieval.target_ratio(ret.reset_index(), 1.2, "bench_store_exact")
     assert ("**holds**" if head["holds"] else "**does not hold**") in text

@@ -5,7 +5,9 @@ Four sections, one module each, one CSV each (plus report.md and manifest.json, 
   generation.py  items/s through `Generator.generate` batched and one at a time, and a bare greedy
                  KV-cache loop doing the same work on the same tensors (its tokens checked)
   lora_step.py   seconds per step of the bench's LoRA loop (`fit_adapter`) vs a bare padded
-                 forward+backward+AdamW step and a bare step over the real tokens only
+                 forward+backward+AdamW step, a bare step over the real tokens only and the loop
+                 in bfloat16; lora_profile.py: where the step's time goes (profiler shares, its
+                 matrix multiplies replayed bare: the floor no loop change can pass)
   retrieval.py   one query at 100k chunks: the bench's store (embed + chroma), raw chroma, FAISS
                  HNSW and exact, and the query embedding alone; the target ratio
   make_times.py  `make all`'s wall time by target, from the studies' manifests and the log that

@@ -25,13 +25,17 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import groupby
 
 import pandas as pd
 import torch
 
 from bench.models.training import IGNORE, collate, encode_example
+from bench.perf import lora_profile
+
+# steps run under the profiler (it slows them; only its shares and recorded shapes are used)
+PROFILED_STEPS = 10
 
 COLUMNS = ["path", "steps", "batch_size", "seconds_per_step", "real_tokens_per_step",
            "positions_per_step", "padding_share", "forward_calls_per_step", "real_tokens_per_s",
@@ -127,24 +131,49 @@ def _bench_calls(rows) -> int:
     return len(micro_batches(rows))
 
 
-def measure(model_name: str, cfg, arm_name: str, dataset, steps: int, seed: int,
-            progress: bool = False) -> tuple[pd.DataFrame, dict]:
-    """(lora_step table, headline ratios)."""
+@dataclass
+class RecipeLoop:
+    """An arm's recipe ready to train: the generator, a fresh peft model on it, the examples, and
+    `fit(steps, rng, model=None)`: the bench's own loop on them (on `model`, say a compiled
+    wrapper of `peft_model`, when given)."""
+    gen: object
+    peft_model: object
+    examples: list
+    replay: list
+    lora: object
+
+    def fit(self, steps: int, rng: random.Random, model=None) -> dict:
+        from bench.models.lora import fit_adapter
+
+        replay_fn = (lambda r: r.choice(self.replay)) if self.replay else None
+        return fit_adapter(model or self.peft_model, self.gen.tokenizer, self.examples, steps=steps, rng=rng,
+                           batch_size=self.lora.batch_size, lr=self.lora.lr,
+                           replay_share=self.lora.replay_share, replay=replay_fn, progress=False)
+
+
+def recipe_loop(model_name: str, cfg, arm_name: str, dataset, steps: int, seed: int) -> RecipeLoop:
+    """The named arm's training examples and LoRA recipe on `model_name`, `steps` per fit."""
     from bench.arms.adapter import training_examples
     from bench.models.generator import Generator
-    from bench.models.lora import fit_adapter
 
     training, lora = arm_recipe(cfg, arm_name)
     gen = Generator.load(model_name, chat=cfg.model.chat, demos=0)   # adapted arms: no worked turns
     examples, replay = training_examples(training, dataset, seed, gen.answer_style, gen.chat)
     lora = replace(lora, seed=seed, steps=steps, replay_share=lora.replay_share if replay else 0.0)
+    return RecipeLoop(gen, fresh_adapter(gen.model, lora), examples, replay, lora)
+
+
+def measure(model_name: str, cfg, arm_name: str, dataset, steps: int, seed: int,
+            progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(lora_step table, lora_profile table, headline ratios)."""
+    loop = recipe_loop(model_name, cfg, arm_name, dataset, steps, seed)
+    gen, peft_model, examples, replay, lora = loop.gen, loop.peft_model, loop.examples, loop.replay, loop.lora
     tok, pad = gen.tokenizer, gen.tokenizer.pad_token_id
-    peft_model = fresh_adapter(gen.model, lora)
-    replay_fn = (lambda r: r.choice(replay)) if replay else None
-    common = dict(batch_size=lora.batch_size, lr=lora.lr, replay_share=lora.replay_share,
-                  replay=replay_fn, progress=False)
-    fit_adapter(peft_model, tok, examples, steps=2, rng=random.Random(seed + 1), **common)   # warm-up
-    fit = fit_adapter(peft_model, tok, examples, steps=steps, rng=random.Random(seed), **common)
+    loop.fit(2, random.Random(seed + 1))   # warm-up
+    fit = loop.fit(steps, random.Random(seed))
+    with torch.autocast("cpu", dtype=torch.bfloat16):   # the same loop in bfloat16 (this CPU's own)
+        loop.fit(2, random.Random(seed + 1))
+        bf16 = loop.fit(steps, random.Random(seed))
 
     drawn = draw_batches(examples, replay, lora.batch_size, lora.replay_share, steps, seed)
     t0 = time.perf_counter()
@@ -162,25 +191,30 @@ def measure(model_name: str, cfg, arm_name: str, dataset, steps: int, seed: int,
     bench_positions = fit.get("padded_positions", naive_positions)   # the loop before micro-batches padded naively
     match = int(fit["tokens"]) == real
     per = lambda x: x / steps
+    rows_calls = per(sum(_bench_calls(r) for r in encoded))
     rows = [
         _row("bench_fit_adapter", steps, lora.batch_size, fit["seconds"], real, bench_positions,
-             per(sum(_bench_calls(r) for r in encoded)), match),
+             rows_calls, match),
         _row("bare_padded", steps, lora.batch_size, padded_s, real, naive_positions, 1.0, None),
         _row("bare_unpadded", steps, lora.batch_size, unpadded_s, real, real,
              per(sum(len(g) for g in grouped)), None),
         _row("tokenize", steps, lora.batch_size, tokenize_s, real, float("nan"), 0.0, None),
+        _row("bench_bf16_autocast", steps, lora.batch_size, bf16["seconds"], real, bench_positions,
+             rows_calls, match),
     ]
     table = pd.DataFrame(rows, columns=COLUMNS)
+    profile, where = lora_profile.measure(loop.fit, min(steps, PROFILED_STEPS), seed, fit["seconds"] / steps)
     by = table.set_index("path")["seconds_per_step"]
     headline = {"bench_over_bare_padded": by["bench_fit_adapter"] / by["bare_padded"],
                 "bench_over_bare_unpadded": by["bench_fit_adapter"] / by["bare_unpadded"],
+                "bf16_over_fp32": bf16["seconds"] / fit["seconds"],
                 "batches_match": match, "train_examples": len(examples), "replay_examples": len(replay),
-                "lora": lora.to_json()}
+                "lora": lora.to_json(), **where}
     if progress:
         print("perf lora: " + ", ".join(f"{r['path']} {r['seconds_per_step'] * 1000:.0f} ms/step"
                                         for r in rows), flush=True)
     gen.close()
-    return table, headline
+    return table, profile, headline
 
 
 def _row(path, steps, batch_size, seconds, real, positions, calls, match) -> dict:

@@ -42,8 +42,10 @@ def _when(meta: dict) -> str:
     if not meta:
         return "not run"
     load = meta.get("load_average_1_5_15", {})
+    # sections kept from earlier runs may come from another machine: each names its own
+    machine = f" on {meta['machine']}" if meta.get("machine") else ""
     return (f"{meta.get('seconds', 0):.0f} s on {meta.get('written_at', '?')}"
-            f"{' (--quick)' if meta.get('quick') else ''}, load average (1 min) "
+            f"{' (--quick)' if meta.get('quick') else ''}{machine}, load average (1 min) "
             f"{(load.get('start') or ['?'])[0]} at the start, {(load.get('end') or ['?'])[0]} at the end")
 
 
@@ -91,7 +93,8 @@ def lora_md(t: dict, meta: dict) -> list[str]:
            "forward per group (a lower bound on positions, not on calls); `tokenize`: encoding every "
            "row without a cache; `positions_per_step`: token positions run, padding included; "
            "`padding_share`: 1 - real / positions; `batches_match`: the bare rows ran the loop's own "
-           "batches (their real tokens equal its count).", "",
+           "batches (their real tokens equal its count); `bench_bf16_autocast`: the bench's loop again "
+           "under `torch.autocast(\"cpu\", bfloat16)`.", "",
            f"- The bench's step takes {fmt(bench['seconds_per_step'] * 1000)} ms for "
            f"{fmt(bench['real_tokens_per_step'])} real tokens in {fmt(bench['positions_per_step'])} "
            f"positions ({fmt(100 * bench['padding_share'])}% padding, "
@@ -103,8 +106,30 @@ def lora_md(t: dict, meta: dict) -> list[str]:
            f"bench / unpadded = {fmt(bench['seconds_per_step'] / lower['seconds_per_step'])}x."
            + ("" if match else " **The bare rows did not run the loop's batches** (its sampler changed: "
                                "update lora_step.draw_batches), so compare per token, not per step."),
-           ""]
+           f"- bfloat16 autocast / float32 = {fmt(head['bf16_over_fp32'])}x per step."
+           if "bf16_over_fp32" in head else "- bfloat16 autocast: not measured in this run.",
+           "", *profile_md(t, head)]
     return out
+
+
+def profile_md(t: dict, head: dict) -> list[str]:
+    """Where the step's time goes (lora_profile.csv) and what is left to win."""
+    if "lora_profile.csv" not in t:
+        return []
+    df = t["lora_profile.csv"]
+    by = df.set_index("part")
+    step, mm, att = (by.loc[p] for p in ("bench_step", "matmuls_replayed", "attention_share"))
+    return ["### Where the step's time goes", "",
+            f"{head.get('profiled_steps', '?')} steps of the bench's loop under torch's profiler, "
+            f"{head.get('torch_threads', '?')} torch threads; see `bench/perf/lora_profile.py`.", "",
+            *md_table(df), "",
+            f"- The step's matrix multiplies, replayed bare at their recorded shapes, take "
+            f"{fmt(mm['ms_per_step'])} ms of its {fmt(step['ms_per_step'])} ms "
+            f"({fmt(100 * mm['share_of_step'])}%), at {fmt(mm['gflops'])} GFLOP/s against "
+            f"{fmt(by.loc['gemm_1024', 'gflops'])} for a 1024-cube GEMM; fused attention takes "
+            f"{fmt(100 * att['share_of_step'])}% more. With nothing else left, a step would take "
+            f"{fmt(step['ms_per_step'] / head['best_case_speedup'])} ms: at most "
+            f"{fmt(head['best_case_speedup'])}x faster without computing something else.", ""]
 
 
 def _lora(head: dict) -> str:
@@ -174,16 +199,20 @@ def make_md(t: dict, meta: dict) -> list[str]:
     return out + [""]
 
 
+def machine_name(hw: dict) -> str:
+    return f"{hw.get('cpu')}, {hw.get('cpu_count')} cores{', ' + hw['cuda'] if hw.get('cuda') else ''}"
+
+
 def report_md(out: Path, sections: dict, hw: dict, settings: dict) -> str:
     from bench.perf.run import read_tables
 
     t = read_tables(Path(out))
     threads = settings.get("threads") or hw.get("torch_threads")
     lines = ["# perf: where the bench spends its time", "",
-             f"Machine: {hw.get('cpu')}, {hw.get('cpu_count')} cores{', ' + hw['cuda'] if hw.get('cuda') else ''}; "
+             f"Machine of the latest run: {machine_name(hw)}; "
              f"model `{settings.get('model')}`; generation and training with {threads} torch threads, "
              f"queries with {settings.get('query_threads')}. Timings are comparable only between runs "
-             "under similar load: each section says the load it ran under.", ""]
+             "under similar load on the same machine: each section says the machine and load it ran under.", ""]
     lines += generation_md(t, sections.get("generation"))
     lines += lora_md(t, sections.get("lora"))
     lines += retrieval_md(t, sections.get("retrieval"))

@@ -18,7 +18,7 @@ from bench.perf import SECTIONS, PerfSettings
 
 # which files each section writes (the report reads them back)
 FILES = {"generation": ("generation.csv", "generation_ratios.csv"),
-         "lora": ("lora_step.csv",),
+         "lora": ("lora_step.csv", "lora_profile.csv"),
          "retrieval": ("retrieval.csv", "retrieval_hnsw_ef.csv"),
          "make": ("make_times.csv",)}
 
@@ -63,15 +63,16 @@ def measure_section(name: str, s: PerfSettings, cfg, cache_dir: Path, progress: 
         if name == "lora":
             from bench.perf import lora_step
 
-            table, headline = lora_step.measure(cfg.model.name, cfg, s.lora_arm, dataset, s.lora_steps,
-                                                s.seed, progress)
-            return {"lora_step.csv": table}, headline
+            table, profile, headline = lora_step.measure(cfg.model.name, cfg, s.lora_arm, dataset,
+                                                         s.lora_steps, s.seed, progress)
+            return {"lora_step.csv": table, "lora_profile.csv": profile}, headline
     raise ValueError(f"unknown perf section {name!r}; expected one of {SECTIONS}")
 
 
 def run_perf(out: Path, s: PerfSettings, sections=SECTIONS, quick: bool = False,
              cache_dir: Path | None = None, progress: bool = True) -> Path:
     from bench.config import CACHE_DIR
+    from bench.perf.report import machine_name
     from bench.report.manifest import hardware, write_manifest
 
     out, cache_dir = Path(out), Path(cache_dir or CACHE_DIR)
@@ -84,6 +85,7 @@ def run_perf(out: Path, s: PerfSettings, sections=SECTIONS, quick: bool = False,
             write_csv(df, out / file)
         previous[name] = {"seconds": round(time.perf_counter() - t0, 1), "quick": quick,
                           "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                          "machine": machine_name(hardware()),
                           "load_average_1_5_15": {"start": [round(x, 2) for x in load_start],
                                                   "end": [round(x, 2) for x in os.getloadavg()]},
                           "headline": _plain(headline)}

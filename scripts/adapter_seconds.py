@@ -29,7 +29,7 @@ def adapters(results: Path) -> dict[str, dict]:
     for stats_file in sorted(results.glob("**/predictions/*.prepare.json")):
         try:
             stats = json.loads(stats_file.read_text())
-        except ValueError as e:   # written as the job starts: a killed one can leave it cut short
+        except ValueError as e:   # written atomically now; runs before 629b3ac could leave one cut short
             raise ValueError(f"{stats_file}: not JSON ({e}); expected a job's prepare stats") from None
         key = stats.get("adapter_key")
         if key is None or stats.get("adapter_cached") or "train_seconds" not in stats or key in seen:

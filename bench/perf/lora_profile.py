@@ -42,15 +42,13 @@ def _mm_shapes(event) -> tuple[int, int, int, int] | None:
     return 1, a[0], a[1], b[1]
 
 
-def profile_steps(fit, steps: int, seed: int):
-    """(profiler events, profiled seconds) of `fit(steps, rng)` under torch's CPU profiler."""
+def profile_steps(fit, steps: int, seed: int) -> list:
+    """The profiler events of `fit(steps, rng)` under torch's CPU profiler."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-        t0 = time.perf_counter()
         fit(steps, random.Random(seed))
-        seconds = time.perf_counter() - t0
-    return list(prof.events()), seconds
+    return list(prof.events())
 
 
 def replay_matmuls(shapes: list[tuple[int, int, int, int]], repeats: int = 3) -> float:
@@ -84,7 +82,7 @@ def gemm_seconds(size: int = 1024, repeats: int = 5) -> float:
 def measure(fit, steps: int, seed: int, step_seconds: float) -> tuple[pd.DataFrame, dict]:
     """(lora_profile table, headline) for the loop `fit(steps, rng)` whose unprofiled step takes
     `step_seconds`."""
-    events, _ = profile_steps(fit, steps, seed)
+    events = profile_steps(fit, steps, seed)
     self_us = lambda names: sum(e.self_cpu_time_total for e in events if e.name in names)
     total_us = sum(e.self_cpu_time_total for e in events)
     attention = {e.name for e in events if "scaled_dot_product" in e.name}

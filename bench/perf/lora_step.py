@@ -134,19 +134,18 @@ def _bench_calls(rows) -> int:
 @dataclass
 class RecipeLoop:
     """An arm's recipe ready to train: the generator, a fresh peft model on it, the examples, and
-    `fit(steps, rng, model=None)`: the bench's own loop on them (on `model`, say a compiled
-    wrapper of `peft_model`, when given)."""
+    `fit(steps, rng)`: the bench's own loop on them."""
     gen: object
     peft_model: object
     examples: list
     replay: list
     lora: object
 
-    def fit(self, steps: int, rng: random.Random, model=None) -> dict:
+    def fit(self, steps: int, rng: random.Random) -> dict:
         from bench.models.lora import fit_adapter
 
         replay_fn = (lambda r: r.choice(self.replay)) if self.replay else None
-        return fit_adapter(model or self.peft_model, self.gen.tokenizer, self.examples, steps=steps, rng=rng,
+        return fit_adapter(self.peft_model, self.gen.tokenizer, self.examples, steps=steps, rng=rng,
                            batch_size=self.lora.batch_size, lr=self.lora.lr,
                            replay_share=self.lora.replay_share, replay=replay_fn, progress=False)
 

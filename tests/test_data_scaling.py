@@ -188,6 +188,20 @@ def test_claims_and_redraw_work_from_saved_tables_alone(tmp_path):
     assert not summary["metric"].eq("facts_gained:test").any()
 
 
+def test_the_steps_line_keeps_each_variant_apart_from_the_plain_point():
+    # the recipe adapter at n=50 trains ~6x the plain one's steps: a mean over both (the old line)
+    # reported neither; the line must give each its own steps and examples
+    cells = cells_table({50: 0.0})
+    recipe = cells[(cells["kind"] == "lora") & (cells["augmentation"] == True)].assign(  # noqa: E712
+        variant="recipe", steps=470, train_qa_examples=3200, train_examples=3650)
+    lora = pd.concat([cells.assign(variant=""), recipe])
+    lora = lora[lora["kind"] == "lora"]
+    text = page.steps_text(lora)
+    assert "n=50+para: 50 steps (100 QA + 450 documents)" in text
+    assert "n=50+para+recipe: 470 steps (3200 QA + 450 documents)" in text
+    assert "n=50: 50 steps (50 QA + 500 documents)" in text and text.count("steps") == 3
+
+
 # -- config -------------------------------------------------------------------------------------------
 
 def test_shipped_config_loads_in_both_settings():

@@ -9,6 +9,10 @@ are packed: with `make all BENCH_EXECUTOR=ray` on two cores, two one-thread adap
 each holding half the machine. Training outside the adapter store (probes' adapter, freshness's
 retraining, coldstart's timed starts) is not counted.
 
+`trained_again`: prepare files of jobs that trained an adapter an earlier job (first in path
+order) had trained already, instead of finding it in the shared adapter store; their seconds are
+not added. One `make all` from an empty cache should have none: each is listed by path.
+
 Run: .venv/bin/python scripts/adapter_seconds.py [results] [--csv out.csv]
 (--csv also writes the table, total row last, for a report to cite).
 """
@@ -22,25 +26,33 @@ import sys
 from pathlib import Path
 
 
-def adapters(results: Path) -> dict[str, dict]:
-    """{folder: {"trained", "seconds", "machine_seconds"}}, each adapter counted once (its key);
-    folder: where a study keeps its prediction logs, under `results` (accuracy, format/runs, ...)."""
-    seen, out = set(), {}
+def adapters(results: Path) -> tuple[dict[str, dict], list[tuple[Path, Path]]]:
+    """({folder: {"trained", "seconds", "machine_seconds", "trained_again"}}, repeats): each adapter counted once
+    (its key); folder: where a study keeps its prediction logs, under `results` (accuracy,
+    format/runs, ...). repeats: (prepare file, the first one's) for every adapter a second job
+    trained again instead of finding it in the store; one run of `make all` should have none."""
+    first: dict[str, Path] = {}
+    out: dict[str, dict] = {}
+    repeats: list[tuple[Path, Path]] = []
     for stats_file in sorted(results.glob("**/predictions/*.prepare.json")):
         try:
             stats = json.loads(stats_file.read_text())
         except ValueError as e:   # written atomically now; runs before 629b3ac could leave one cut short
             raise ValueError(f"{stats_file}: not JSON ({e}); expected a job's prepare stats") from None
         key = stats.get("adapter_key")
-        if key is None or stats.get("adapter_cached") or "train_seconds" not in stats or key in seen:
+        if key is None or stats.get("adapter_cached") or "train_seconds" not in stats:
             continue
-        seen.add(key)
         folder = stats_file.parent.parent.relative_to(results).as_posix()
-        row = out.setdefault(folder, {"trained": 0, "seconds": 0.0, "machine_seconds": 0.0})
+        row = out.setdefault(folder, {"trained": 0, "seconds": 0.0, "machine_seconds": 0.0, "trained_again": 0})
+        if key in first:
+            repeats.append((stats_file, first[key]))
+            row["trained_again"] += 1
+            continue
+        first[key] = stats_file
         row["trained"] += 1
         row["seconds"] += stats["train_seconds"]
         row["machine_seconds"] += stats["train_seconds"] * stats.get("train_machine_share", 1.0)
-    return out
+    return out, repeats
 
 
 def main(argv: list[str]) -> int:
@@ -53,22 +65,27 @@ def main(argv: list[str]) -> int:
         print(f"adapter_seconds: {results}: no such results folder (expected the folder a run wrote)", file=sys.stderr)
         return 2
     try:
-        by_folder = adapters(results)
+        by_folder, repeats = adapters(results)
     except ValueError as e:
         print(f"adapter_seconds: {e}", file=sys.stderr)
         return 2
     rows = sorted(by_folder.items(), key=lambda kv: -kv[1]["machine_seconds"])
-    total = {k: sum(r[k] for _, r in rows) for k in ("trained", "seconds", "machine_seconds")}
+    total = {k: sum(r[k] for _, r in rows) for k in ("trained", "seconds", "machine_seconds", "trained_again")}
     rows.append(("total", total))
-    print(f"{'folder':24s} {'adapters':>8s} {'train_s':>9s} {'machine_s':>10s}")
+    print(f"{'folder':24s} {'adapters':>8s} {'train_s':>9s} {'machine_s':>10s} {'again':>6s}")
     for study, r in rows:
-        print(f"{study:24s} {r['trained']:8d} {r['seconds']:9.0f} {r['machine_seconds']:10.0f}")
+        print(f"{study:24s} {r['trained']:8d} {r['seconds']:9.0f} {r['machine_seconds']:10.0f} "
+              f"{r['trained_again']:6d}")
+    # "nothing trained twice": a repeat is an adapter the store held and a job trained anyway
+    for again, before in repeats:
+        print(f"  {again.relative_to(results)} (first: {before.relative_to(results)})")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["folder", "adapters", "train_seconds", "machine_seconds"])
-            w.writerows([study, r["trained"], round(r["seconds"], 1), round(r["machine_seconds"], 1)] for study, r in rows)
+            w.writerow(["folder", "adapters", "train_seconds", "machine_seconds", "trained_again"])
+            w.writerows([study, r["trained"], round(r["seconds"], 1), round(r["machine_seconds"], 1),
+                         r["trained_again"]] for study, r in rows)
     return 0
 
 

@@ -235,10 +235,23 @@ def test_adapter_seconds_counts_each_trained_adapter_once_at_its_machine_share(t
         (adapter,) = (root / cache / "adapters").iterdir()
         stats = json.loads((adapter / "stats.json").read_text())
         # lora trained it, hybrid found it in the cache: one adapter, its seconds once
-        assert table.loc["total", "adapters"] == 1
+        assert table.loc["total", "adapters"] == 1 and table.loc["total", "trained_again"] == 0
         assert table.loc["total", "train_seconds"] == pytest.approx(stats["train_seconds"], abs=0.06)
         assert table.loc["total", "machine_seconds"] == pytest.approx(
             stats["train_seconds"] * stats["train_machine_share"], abs=0.06)
+    # a second study training the same recipe again (the store missed it): listed, its seconds not added
+    twice = tmp_path / "twice"
+    for folder, cached in (("accuracy", False), ("forgetting", True), ("hallucination", False)):
+        (twice / folder / "predictions").mkdir(parents=True)
+        (twice / folder / "predictions" / "lora-s0.prepare.json").write_text(json.dumps(
+            {"adapter_key": "k1", "adapter_cached": cached, "train_seconds": 10.0, "train_machine_share": 0.5}))
+    done = subprocess.run([sys.executable, str(script), str(twice), "--csv", str(tmp_path / "twice.csv")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(tmp_path / "twice.csv").set_index("folder")
+    assert table.loc["total", ["adapters", "train_seconds", "machine_seconds", "trained_again"]].tolist() == [1, 10, 5, 1]
+    assert table.loc["hallucination", "trained_again"] == 1 and table.loc["accuracy", "trained_again"] == 0
+    assert "hallucination/predictions/lora-s0.prepare.json (first: accuracy/predictions/lora-s0.prepare.json)" in done.stdout
     missing = subprocess.run([sys.executable, str(script), str(tmp_path / "nowhere")], capture_output=True, text=True)
     assert missing.returncode == 2 and "nowhere" in missing.stderr and len(missing.stderr.splitlines()) == 1
     # a prepare file cut short (a job killed as it wrote it): one line naming the file, no table

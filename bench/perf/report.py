@@ -49,16 +49,23 @@ def _when(meta: dict) -> str:
             f"{(load.get('start') or ['?'])[0]} at the start, {(load.get('end') or ['?'])[0]} at the end")
 
 
+def section(title: str, meta: dict | None, df: pd.DataFrame, legend: str,
+            intro: list[str] = ()) -> list[str]:
+    """The shape every measured section opens with: its title, the run it comes from (sections
+    kept from older runs may differ), any intro lines, its table and what the columns mean."""
+    return [f"## {title}", "", f"Measured in {_when(meta)}.", "", *intro, *md_table(df), "", legend, ""]
+
+
 def generation_md(t: dict, meta: dict) -> list[str]:
     if "generation.csv" not in t:
         return []
     g, r = t["generation.csv"], t.get("generation_ratios.csv", pd.DataFrame())
-    out = ["## Generation", "", f"Measured in {_when(meta)}.", "", *md_table(g), "",
+    out = section("Generation", meta, g,
            "`seconds`: median of `repeats` timed runs over all `items` prompts (each path warmed up "
            "once first, repeats interleaved path by path); `prompt_positions_per_item`: prompt "
            "positions run per item, padding included; `new_positions_per_item`: positions decoded "
            "per item (a batch decodes until its last row ends); `tokens_match`: the bare loop's "
-           "greedy tokens equal the generator's, row by row, up to each end of sequence.", ""]
+           "greedy tokens equal the generator's, row by row, up to each end of sequence.")
     for _, row in r.iterrows():
         by = g[g["prompts"] == row["prompts"]].set_index("path")
         out.append(
@@ -83,9 +90,9 @@ def lora_md(t: dict, meta: dict) -> list[str]:
     head = meta.get("headline", {}) if meta else {}
     bench, padded, lower = (by.loc[p] for p in ("bench_fit_adapter", "bare_padded", "bare_unpadded"))
     match = _py(bench["batches_match"])
-    out = ["## LoRA training step", "", f"Measured in {_when(meta)}.", "",
-           f"The accuracy study's `lora` arm's recipe ({_lora(head)}), {fmt(bench['steps'])} "
-           f"steps per path.", "", *md_table(df), "",
+    intro = [f"The accuracy study's `lora` arm's recipe ({_lora(head)}), {fmt(bench['steps'])} "
+             f"steps per path.", ""]
+    return section("LoRA training step", meta, df,
            "`bench_fit_adapter`: the bench's loop (`fit_adapter`: sampling, tokenizing, batching as it "
            "does today, forward, backward, AdamW, schedule), total / steps; `bare_padded`: one "
            "forward + backward + AdamW over the same rows padded to the batch's longest "
@@ -94,7 +101,7 @@ def lora_md(t: dict, meta: dict) -> list[str]:
            "row without a cache; `positions_per_step`: token positions run, padding included; "
            "`padding_share`: 1 - real / positions; `batches_match`: the bare rows ran the loop's own "
            "batches (their real tokens equal its count); `bench_bf16_autocast`: the bench's loop again "
-           "under `torch.autocast(\"cpu\", bfloat16)`.", "",
+           "under `torch.autocast(\"cpu\", bfloat16)`.", intro) + [
            f"- The bench's step takes {fmt(bench['seconds_per_step'] * 1000)} ms for "
            f"{fmt(bench['real_tokens_per_step'])} real tokens in {fmt(bench['positions_per_step'])} "
            f"positions ({fmt(100 * bench['padding_share'])}% padding, "
@@ -109,7 +116,6 @@ def lora_md(t: dict, meta: dict) -> list[str]:
            f"- bfloat16 autocast / float32 = {fmt(head['bf16_over_fp32'])}x per step."
            if "bf16_over_fp32" in head else "- bfloat16 autocast: not measured in this run.",
            "", *profile_md(t, head)]
-    return out
 
 
 def profile_md(t: dict, head: dict) -> list[str]:
@@ -152,18 +158,18 @@ def retrieval_md(t: dict, meta: dict) -> list[str]:
     head = target_ratio(df, (meta or {}).get("headline", {}).get("target", 1.2),
                         "bench_store_exact" if n <= EXACT_MAX_CHUNKS else "bench_store_hnsw")
     extra = (meta or {}).get("headline", {})
-    out = [f"## Retrieval at {n:,} chunks", "", f"Measured in {_when(meta)}.", ""]
+    intro = []
     if extra.get("embeddings_cached_worlds"):
         hits, worlds = extra["embeddings_cached_worlds"]
-        out += [f"Passage embeddings: {hits} of {worlds} worlds from the scale study's cache "
+        intro = [f"Passage embeddings: {hits} of {worlds} worlds from the scale study's cache "
                 f"(corpus ready in {fmt(extra.get('corpus_seconds'))} s); chroma index built in "
                 f"{fmt(extra.get('chroma_index_seconds'))} s, FAISS HNSW in "
                 f"{fmt(extra.get('hnsw_build_seconds'))} s.", ""]
-    out += [*md_table(df), "",
+    out = section(f"Retrieval at {n:,} chunks", meta, df,
             "One query at a time, each timed once after an untimed pass, the paths taking turns query by query; `embed_p50_ms` / "
             "`search_p50_ms`: the store's own split of its time; `recall_at_k`: against exact search "
             "(FAISS flat), a hit counts when its exact score reaches the k-th exact score; "
-            "`build_s`: index build.", ""]
+            "`build_s`: index build.", intro)
     if "retrieval_hnsw_ef.csv" in t:
         out += ["FAISS HNSW efSearch sweep (recall@k against exact; the smallest reaching the "
                 "target is chosen):", "", *md_table(t["retrieval_hnsw_ef.csv"]), ""]

@@ -49,7 +49,7 @@ def cell_table(items: pd.DataFrame) -> pd.DataFrame:
     rows = []
     keys = ["arm", "kind", "size", "augmentation", "variant", "seed", "eval_set"]
     items = items.assign(size=items.get("size"), augmentation=items.get("augmentation"),
-                         variant=items["variant"].fillna("") if "variant" in items else "")
+                         variant=variants(items))
     for key, g in items.groupby(keys, sort=False, dropna=False):
         row = dict(zip(keys, key))
         row.update(items=len(g), exact_match=g["exact_match"].mean(), token_f1=g["token_f1"].mean())
@@ -104,10 +104,16 @@ def _truthy(v) -> bool:
     return str(v).strip().lower() in ("true", "1", "1.0")
 
 
+def variants(df: pd.DataFrame) -> pd.Series | str:
+    """The variant column with "" for a plain point; a CSV whose points are all plain reads it as
+    floats (all NaN), which pandas will no longer fill with a string, hence the cast."""
+    return df["variant"].astype(object).fillna("") if "variant" in df else ""
+
+
 def load_cells(results_dir: Path) -> pd.DataFrame:
     cells = pd.read_csv(Path(results_dir) / "cells.csv")
     # results from before the variants: every point is a plain one
-    cells["variant"] = cells["variant"].fillna("") if "variant" in cells else ""
+    cells["variant"] = variants(cells)
     cells["augmentation"] = cells["augmentation"].map(lambda v: float("nan") if pd.isna(v) else _truthy(v))
     return cells
 
@@ -121,9 +127,7 @@ CLAIM_OVADIA = ("data-scaling.paraphrases",
 
 def plain(cells: pd.DataFrame) -> pd.Series:
     """The rows of the plain curves (no recipe, no check), which the claims judge."""
-    if "variant" not in cells:
-        return pd.Series(True, index=cells.index)
-    return cells["variant"].fillna("").eq("")
+    return variants(cells).eq("") if "variant" in cells else pd.Series(True, index=cells.index)
 
 
 def gain(cells: pd.DataFrame, kind: str, aug: bool, size: int, eval_set: str, minus: str):

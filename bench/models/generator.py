@@ -6,7 +6,6 @@ Every model, pocket or Hugging Face, loads through the same `from_pretrained` pa
 
 from __future__ import annotations
 
-import gc
 import json
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from bench.models.chat import CONTEXT_DEMOS, ChatFormat, chat_wanted, read_chat_answer
+from bench.models.release import release
 from bench.models.resolve import resolve_model
 from bench.prompts import ANSWER_STYLES, read_answer
 
@@ -179,10 +179,7 @@ class Generator:
 
     def close(self) -> None:
         """Drop the model so the next arm's model does not share memory with this one."""
-        self.model = None
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        release(self)
 
 
 def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device) -> dict[str, torch.Tensor]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import gc
 import os
 
 import numpy as np
 
+from bench.models.release import release
 from bench.models.resolve import MINILM, resolve_model
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -42,11 +42,4 @@ class Embedder:
         return np.ascontiguousarray(out, dtype=np.float32)
 
     def close(self) -> None:
-        self.model = None
-        gc.collect()
-        try:
-            import torch
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:
-            pass
+        release(self)

@@ -131,6 +131,8 @@ def test_semantic_similarity_fake_encoder():
     # best of 1843 (0.8) and red flute (0.6) = 0.8
     assert sims == pytest.approx([0.6, 1.0, 1.0, 0.0, 0.8])
     assert len(calls) == 1  # one batched encode call
+    # over the distinct texts, sorted: "red flute" is a gold four times and a prediction once
+    assert calls[0] == sorted(set(calls[0])) and calls[0].count("red flute") == 1
 
 
 def test_semantic_similarity_minilm():

@@ -24,6 +24,7 @@ from rouge_score import rouge_scorer
 
 from bench.data.world import UNKNOWN
 from bench.metrics.text import exact_match as _em, normalize_answer
+from bench.retrieval.embedder import distinct_texts
 
 
 @dataclass(frozen=True)
@@ -211,10 +212,11 @@ def faithfulness(prediction: str, contexts: Sequence[str] | None) -> float:
 
 def semantic_similarity(predictions: Sequence[str], answers_list: Sequence[Sequence[str]],
                         encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
-    """Cosine between each prediction and its closest gold, one encode call for the batch."""
+    """Cosine between each prediction and its closest gold, one encode call for the batch over
+    its distinct texts (the golds repeat once per arm and seed, and many predictions repeat)."""
     refs = [references(a) for a in answers_list]
-    texts = list(predictions) + [g for r in refs for g in r]
-    emb = np.asarray(encode(texts), dtype=np.float64)
+    distinct, rows = distinct_texts(list(predictions) + [g for r in refs for g in r])
+    emb = np.asarray(encode(distinct), dtype=np.float64)[rows]
     emb = emb / np.clip(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12, None)
     pred_emb, ref_emb = emb[:len(predictions)], emb[len(predictions):]
     out, start = np.zeros(len(predictions)), 0

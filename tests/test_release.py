@@ -21,7 +21,7 @@ def collections(monkeypatch):
     return calls
 
 
-def _freed_on_close(owner, collections) -> bool:
+def _freed_on_close(owner) -> bool:
     ref = weakref.ref(owner.model)
     owner.close()
     return owner.model is None and ref() is None
@@ -32,11 +32,11 @@ def test_a_causal_lm_and_its_lora_wrapper_are_freed_by_reference_counting(tmp_pa
 
     gen = Generator.load(str(save_tiny(tmp_path / "tiny")), max_new_tokens=3)
     assert gen.generate(["Tavo"])
-    assert _freed_on_close(gen, collections) and collections == []
+    assert _freed_on_close(gen) and collections == []
     gen = Generator.load(str(tmp_path / "tiny"), max_new_tokens=3)
     gen.model = get_peft_model(gen.model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
     assert gen.generate(["Tavo"])
-    assert _freed_on_close(gen, collections) and collections == []
+    assert _freed_on_close(gen) and collections == []
 
 
 def test_minilm_is_freed_once_its_model_card_lets_go_of_it(collections):
@@ -44,7 +44,7 @@ def test_minilm_is_freed_once_its_model_card_lets_go_of_it(collections):
     assert emb.encode(["Tavo Selin plays the harp."]).shape == (1, emb.dimension)
     card = emb.model.model_card_data
     assert card.model is emb.model   # the cycle release() cuts: without the cut it needs the collector
-    assert _freed_on_close(emb, collections) and collections == []
+    assert _freed_on_close(emb) and collections == []
     assert card.model is None
     with pytest.raises(RuntimeError, match="closed"):
         emb.encode(["again"])

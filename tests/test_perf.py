@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def tiny(model: Path) -> PerfSettings:
     return replace(PerfSettings(), model=str(model), threads=1, entities=5, gen_items=4, gen_repeats=1, gen_batch_size=2,
-                   lora_steps=2, chunks=60, queries=5, base_entities=5, distractor_entities=5,
+                   lora_steps=2, lora_compile="aot_eager", chunks=60, queries=5, base_entities=5, distractor_entities=5,
                    ef_grid=(4, 16, 64))
 
 
@@ -66,6 +66,8 @@ def test_perf_run_writes_every_table_and_the_report(micro_pocket, tmp_path):
     assert lora.loc["bare_unpadded", "positions_per_step"] == lora.loc["bare_unpadded", "real_tokens_per_step"]
     assert lora.loc["bare_padded", "positions_per_step"] >= lora.loc["bench_fit_adapter", "positions_per_step"]
     assert lora.loc["bench_bf16_autocast", "seconds_per_step"] > 0
+    # the compiled loop ran the same batches (aot_eager here: inductor's C++ build takes minutes)
+    assert bool(lora.loc["bench_compiled", "batches_match"]) and lora.loc["bench_compiled", "seconds_per_step"] > 0
     prof = pd.read_csv(out / "lora_profile.csv").set_index("part")
     assert ["part", *prof.columns] == lora_profile.COLUMNS
     shares = prof.loc[["matmuls_share", "attention_share", "other_share"], "share_of_step"]
@@ -90,6 +92,7 @@ def test_perf_run_writes_every_table_and_the_report(micro_pocket, tmp_path):
     from bench.report.manifest import hardware
     # each measured section names the machine it ran on (sections kept from older runs may differ)
     assert text.count(f"on {machine_name(hardware())}, load average") == 3
+    assert "- torch.compile (aot_eager) / eager = " in text
     for heading in ("## Generation", "## LoRA training step", "### Where the step's time goes", "## Retrieval at"):
         assert heading in text
     head = retrieval.target_ratio(ret.reset_index(), 1.2, "bench_store_exact")

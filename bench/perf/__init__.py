@@ -41,6 +41,8 @@ class PerfSettings:
     gen_batch_size: int | None = None   # None = the config's model.batch_size
     # LoRA: steps timed per path (the real loop's per-step cost is its total / steps)
     lora_steps: int = 30
+    # torch.compile backend for the compiled loop ("" skips it: compiling takes minutes on two cores)
+    lora_compile: str = "inductor"
     # retrieval: chunks in the index, questions asked (each one query at a time)
     chunks: int = 100_000
     queries: int = 200
@@ -61,7 +63,7 @@ class PerfSettings:
 
 
 # --quick: a smoke run; 10k chunks are what `make scale` (its quick setting) already embedded
-QUICK = dict(entities=40, gen_items=32, gen_repeats=2, lora_steps=10, chunks=10_000, queries=100)
+QUICK = dict(entities=40, gen_items=32, gen_repeats=2, lora_steps=10, lora_compile="", chunks=10_000, queries=100)
 
 
 def settings_for(quick: bool, **overrides) -> PerfSettings:

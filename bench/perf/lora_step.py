@@ -15,6 +15,11 @@ of the same kind. Rows of lora_step.csv:
                      accumulated, one AdamW step; it runs only real tokens but pays a call per group
   tokenize           encode_example on every row of every step (what a loop without an encode
                      cache pays per step; included in bench_fit_adapter when the loop tokenizes)
+  bench_compiled     the bench's loop with the peft model under torch.compile (dynamic shapes, as
+                     the micro-batches vary in length; `compile_backend`, inductor by default):
+                     the median of three fits taking turns with three eager ones (the headline's
+                     compiled_over_eager), the compilation timed apart, cold and warm
+                     (compiled_vs_eager). Skipped when the backend is "" (make perf --quick)
 
 The batches are drawn by a copy of fit_adapter's sampler (epochs of reshuffled examples from
 the same seed, then the replay share); `batches_match` says whether the real tokens it counts
@@ -23,8 +28,11 @@ equal the loop's own count, i.e. whether the bare rows ran the loop's batches.
 
 from __future__ import annotations
 
+import os
 import random
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import groupby
 
@@ -121,6 +129,60 @@ def equal_length_groups(rows, pad_id: int) -> list[dict]:
     return [collate(list(group), pad_id) for _, group in groupby(rows, key=lambda r: len(r[0]))]
 
 
+def compiled_vs_eager(loop: "RecipeLoop", steps: int, seed: int, backend: str,
+                      rounds: int = 3) -> dict:
+    """The bench's loop with its peft model under torch.compile against the same loop eager.
+
+    fit_adapter calls the model like any module, so the compiled wrapper stands in for it
+    unchanged. Compiling is timed twice, as the first two steps less two eager ones: cold (an
+    empty inductor cache, what the first process on a machine pays) and warm (compiled again
+    after a reset, its on-disk cache filled: what every later process would pay, once per
+    adapter as each adapter is a new module). Then `rounds` timed fits each, taking turns, so a
+    drift in the machine's speed falls on both; the medians are compared."""
+    eager = loop.peft_model
+
+    def first_steps(model) -> float:
+        loop.peft_model = model
+        t0 = time.perf_counter()
+        loop.fit(2, random.Random(seed + 1))
+        return time.perf_counter() - t0
+
+    try:
+        with tempfile.TemporaryDirectory() as cache, _env("TORCHINDUCTOR_CACHE_DIR", cache):
+            eager_first = first_steps(eager)
+            cold = first_steps(torch.compile(eager, dynamic=True, backend=backend)) - eager_first
+            torch._dynamo.reset()
+            compiled = torch.compile(eager, dynamic=True, backend=backend)
+            warm = first_steps(compiled) - eager_first
+            fits = {"eager": [], "compiled": []}
+            for _ in range(rounds):
+                for name, model in (("eager", eager), ("compiled", compiled)):
+                    loop.peft_model = model
+                    fits[name].append(loop.fit(steps, random.Random(seed)))
+    finally:
+        loop.peft_model = eager
+        torch._dynamo.reset()   # later sections run eager, with no compiled graphs held
+    mid = {name: sorted(runs, key=lambda f: f["seconds"])[len(runs) // 2] for name, runs in fits.items()}
+    return {"fit": mid["compiled"], "compiled_over_eager": mid["compiled"]["seconds"] / mid["eager"]["seconds"],
+            "eager_step_seconds": mid["eager"]["seconds"] / steps,
+            "compile_round_seconds": {name: [round(f["seconds"], 3) for f in runs] for name, runs in fits.items()},
+            "compile_seconds_cold": cold, "compile_seconds_warm": warm, "compile_rounds": rounds,
+            "compile_backend": backend}
+
+
+@contextmanager
+def _env(name: str, value: str):
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
 def _bench_calls(rows) -> int:
     """Forward calls fit_adapter makes for one batch: one per micro-batch where the loop splits
     batches (bench.models.training.micro_batches), else one."""
@@ -163,7 +225,7 @@ def recipe_loop(model_name: str, cfg, arm_name: str, dataset, steps: int, seed: 
 
 
 def measure(model_name: str, cfg, arm_name: str, dataset, steps: int, seed: int,
-            progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+            progress: bool = False, compile_backend: str = "inductor") -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(lora_step table, lora_profile table, headline ratios)."""
     loop = recipe_loop(model_name, cfg, arm_name, dataset, steps, seed)
     gen, peft_model, examples, replay, lora = loop.gen, loop.peft_model, loop.examples, loop.replay, loop.lora
@@ -173,6 +235,7 @@ def measure(model_name: str, cfg, arm_name: str, dataset, steps: int, seed: int,
     with torch.autocast("cpu", dtype=torch.bfloat16):   # the same loop in bfloat16 (this CPU's own)
         loop.fit(2, random.Random(seed + 1))
         bf16 = loop.fit(steps, random.Random(seed))
+    compiled = compiled_vs_eager(loop, steps, seed, compile_backend) if compile_backend else None
 
     drawn = draw_batches(examples, replay, lora.batch_size, lora.replay_share, steps, seed)
     t0 = time.perf_counter()
@@ -201,6 +264,9 @@ def measure(model_name: str, cfg, arm_name: str, dataset, steps: int, seed: int,
         _row("bench_bf16_autocast", steps, lora.batch_size, bf16["seconds"], real, bench_positions,
              rows_calls, match),
     ]
+    if compiled:
+        rows.append(_row("bench_compiled", steps, lora.batch_size, compiled["fit"]["seconds"], real, bench_positions,
+                         rows_calls, match))
     table = pd.DataFrame(rows, columns=COLUMNS)
     profile, where = lora_profile.measure(loop.fit, min(steps, PROFILED_STEPS), seed, fit["seconds"] / steps)
     by = table.set_index("path")["seconds_per_step"]
@@ -209,6 +275,8 @@ def measure(model_name: str, cfg, arm_name: str, dataset, steps: int, seed: int,
                 "bf16_over_fp32": bf16["seconds"] / fit["seconds"],
                 "batches_match": match, "train_examples": len(examples), "replay_examples": len(replay),
                 "lora": lora.to_json(), **where}
+    if compiled:
+        headline.update({k: v for k, v in compiled.items() if k != "fit"})
     if progress:
         print("perf lora: " + ", ".join(f"{r['path']} {r['seconds_per_step'] * 1000:.0f} ms/step"
                                         for r in rows), flush=True)

@@ -101,7 +101,9 @@ def lora_md(t: dict, meta: dict) -> list[str]:
            "row without a cache; `positions_per_step`: token positions run, padding included; "
            "`padding_share`: 1 - real / positions; `batches_match`: the bare rows ran the loop's own "
            "batches (their real tokens equal its count); `bench_bf16_autocast`: the bench's loop again "
-           "under `torch.autocast(\"cpu\", bfloat16)`.", intro) + [
+           "under `torch.autocast(\"cpu\", bfloat16)`; `bench_compiled`: the bench's loop with the peft "
+           "model under `torch.compile` (dynamic shapes), the median of three fits taking turns with three eager ones, "
+           "the compilation timed apart.", intro) + [
            f"- The bench's step takes {fmt(bench['seconds_per_step'] * 1000)} ms for "
            f"{fmt(bench['real_tokens_per_step'])} real tokens in {fmt(bench['positions_per_step'])} "
            f"positions ({fmt(100 * bench['padding_share'])}% padding, "
@@ -115,7 +117,20 @@ def lora_md(t: dict, meta: dict) -> list[str]:
                                "update lora_step.draw_batches), so compare per token, not per step."),
            f"- bfloat16 autocast / float32 = {fmt(head['bf16_over_fp32'])}x per step."
            if "bf16_over_fp32" in head else "- bfloat16 autocast: not measured in this run.",
+           f"- torch.compile ({head['compile_backend']}) / eager = {fmt(head['compiled_over_eager'])}x per "
+           f"step (medians of {fmt(head['compile_rounds'])} fits each, taking turns); compiling took "
+           f"{fmt(head['compile_seconds_cold'])} s from an empty inductor cache and "
+           f"{fmt(head['compile_seconds_warm'])} s again with it filled (the first two steps less two "
+           f"eager ones), paid once per adapter: a {fmt(head['compile_seconds_warm'])} s compile is won "
+           f"back after {fmt(_break_even(head))} steps."
+           if "compiled_over_eager" in head else "- torch.compile: not measured in this run.",
            "", *profile_md(t, head)]
+
+
+def _break_even(head: dict) -> float:
+    """Steps after which a warm compile pays for itself at the measured per-step saving."""
+    saved = head["eager_step_seconds"] * (1 - head["compiled_over_eager"])
+    return head["compile_seconds_warm"] / saved if saved > 0 else float("inf")
 
 
 def profile_md(t: dict, head: dict) -> list[str]:

@@ -64,7 +64,8 @@ def measure_section(name: str, s: PerfSettings, cfg, cache_dir: Path, progress: 
             from bench.perf import lora_step
 
             table, profile, headline = lora_step.measure(cfg.model.name, cfg, s.lora_arm, dataset,
-                                                         s.lora_steps, s.seed, progress)
+                                                         s.lora_steps, s.seed, progress,
+                                                         s.lora_compile)
             return {"lora_step.csv": table, "lora_profile.csv": profile}, headline
     raise ValueError(f"unknown perf section {name!r}; expected one of {SECTIONS}")
 

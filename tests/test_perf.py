@@ -129,6 +129,21 @@ def test_make_times_reads_manifests_and_the_timing_log(tmp_path):
     assert list(make_times.read_log(old)) == ["a"] and make_times.read_log(old, "ray") == {}
 
 
+def test_make_report_flags_local_and_ray_timings_from_different_sessions():
+    from bench.perf.report import make_md
+
+    def bullet(local_end, ray_end):
+        df = pd.DataFrame({"target": ["a", "total"], "manifest_seconds": [5.0, 5.0],
+                           "make_seconds": [10.0, 10.0], "make_end": [local_end, None],
+                           "ray_make_seconds": [8.0, 8.0], "ray_make_end": [ray_end, None]})
+        return next(line for line in make_md({"make_times.csv": df}, {}) if "timed both ways" in line)
+
+    same = bullet("2026-12-01T06:30:44Z", "2026-12-01T05:20:07Z")
+    assert "(1.25x);" in same and "not comparable" not in same
+    apart = bullet("2026-12-01T06:30:44Z", "2026-12-02T10:58:59Z")
+    assert "not comparable" in apart and "2026-12-02 10:58Z" in apart
+
+
 def test_time_make_all_script_logs_each_target_and_stops_at_a_failure(tmp_path):
     if subprocess.run(["which", "make"], capture_output=True).returncode:
         pytest.skip("no make")

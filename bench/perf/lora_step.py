@@ -35,6 +35,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import groupby
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -130,21 +131,22 @@ def equal_length_groups(rows, pad_id: int) -> list[dict]:
 
 
 def compiled_vs_eager(loop: "RecipeLoop", steps: int, seed: int, backend: str,
-                      rounds: int = 3) -> dict:
+                      next_adapter: Callable[[], "RecipeLoop"], rounds: int = 3) -> dict:
     """The bench's loop with its peft model under torch.compile against the same loop eager.
 
     fit_adapter calls the model like any module, so the compiled wrapper stands in for it
-    unchanged. Compiling is timed twice, as the first two steps less two eager ones: cold (an
-    empty inductor cache, what the first process on a machine pays) and warm (compiled again
-    after a reset, its on-disk cache filled: what every later process would pay, once per
-    adapter as each adapter is a new module). Then `rounds` timed fits each, taking turns, so a
+    unchanged. Compiling is timed three times, as the first two steps less two eager ones: cold
+    (an empty inductor cache: the first process on a machine), warm (compiled again after a
+    reset, the on-disk cache filled: every later process) and for the next adapter in the same
+    process (`next_adapter`: a freshly loaded model with a fresh adapter, as the bench builds one
+    per adapter, compiled without a reset). Then `rounds` timed fits each, taking turns, so a
     drift in the machine's speed falls on both; the medians are compared."""
     eager = loop.peft_model
 
-    def first_steps(model) -> float:
-        loop.peft_model = model
+    def first_steps(model, on: "RecipeLoop" = loop) -> float:
+        on.peft_model = model
         t0 = time.perf_counter()
-        loop.fit(2, random.Random(seed + 1))
+        on.fit(2, random.Random(seed + 1))
         return time.perf_counter() - t0
 
     try:
@@ -159,6 +161,13 @@ def compiled_vs_eager(loop: "RecipeLoop", steps: int, seed: int, backend: str,
                 for name, model in (("eager", eager), ("compiled", compiled)):
                     loop.peft_model = model
                     fits[name].append(loop.fit(steps, random.Random(seed)))
+            other = next_adapter()
+            try:
+                other_eager = first_steps(other.peft_model, other)
+                other_compiled = torch.compile(other.peft_model, dynamic=True, backend=backend)
+                following = first_steps(other_compiled, other) - other_eager
+            finally:
+                other.gen.close()
     finally:
         loop.peft_model = eager
         torch._dynamo.reset()   # later sections run eager, with no compiled graphs held
@@ -166,8 +175,8 @@ def compiled_vs_eager(loop: "RecipeLoop", steps: int, seed: int, backend: str,
     return {"fit": mid["compiled"], "compiled_over_eager": mid["compiled"]["seconds"] / mid["eager"]["seconds"],
             "eager_step_seconds": mid["eager"]["seconds"] / steps,
             "compile_round_seconds": {name: [round(f["seconds"], 3) for f in runs] for name, runs in fits.items()},
-            "compile_seconds_cold": cold, "compile_seconds_warm": warm, "compile_rounds": rounds,
-            "compile_backend": backend}
+            "compile_seconds_cold": cold, "compile_seconds_warm": warm,
+            "compile_seconds_next_adapter": following, "compile_rounds": rounds, "compile_backend": backend}
 
 
 @contextmanager
@@ -235,7 +244,9 @@ def measure(model_name: str, cfg, arm_name: str, dataset, steps: int, seed: int,
     with torch.autocast("cpu", dtype=torch.bfloat16):   # the same loop in bfloat16 (this CPU's own)
         loop.fit(2, random.Random(seed + 1))
         bf16 = loop.fit(steps, random.Random(seed))
-    compiled = compiled_vs_eager(loop, steps, seed, compile_backend) if compile_backend else None
+    compiled = (compiled_vs_eager(loop, steps, seed, compile_backend,
+                                  lambda: recipe_loop(model_name, cfg, arm_name, dataset, steps, seed))
+                if compile_backend else None)
 
     drawn = draw_batches(examples, replay, lora.batch_size, lora.replay_share, steps, seed)
     t0 = time.perf_counter()

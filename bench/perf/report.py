@@ -118,19 +118,35 @@ def lora_md(t: dict, meta: dict) -> list[str]:
            f"- bfloat16 autocast / float32 = {fmt(head['bf16_over_fp32'])}x per step."
            if "bf16_over_fp32" in head else "- bfloat16 autocast: not measured in this run.",
            f"- torch.compile ({head['compile_backend']}) / eager = {fmt(head['compiled_over_eager'])}x per "
-           f"step (medians of {fmt(head['compile_rounds'])} fits each, taking turns); compiling took "
-           f"{fmt(head['compile_seconds_cold'])} s from an empty inductor cache and "
-           f"{fmt(head['compile_seconds_warm'])} s again with it filled (the first two steps less two "
-           f"eager ones), paid once per adapter: a {fmt(head['compile_seconds_warm'])} s compile is won "
-           f"back after {fmt(_break_even(head))} steps."
+           f"step (medians of {fmt(head['compile_rounds'])} fits each, taking turns), "
+           f"{fmt(1000 * _saved_per_step(head))} ms saved a step. Compiling (the first two steps less "
+           f"two eager ones) took {fmt(head['compile_seconds_cold'])} s from an empty inductor cache, "
+           f"{fmt(head['compile_seconds_warm'])} s again with the cache filled (what each new process "
+           f"pays, won back after {fmt(_break_even(head, 'compile_seconds_warm'))} steps) and "
+           f"{fmt(head.get('compile_seconds_next_adapter', float('nan')))} s for a further adapter on a "
+           f"freshly loaded model in the same process{_reused(head)}."
            if "compiled_over_eager" in head else "- torch.compile: not measured in this run.",
            "", *profile_md(t, head)]
 
 
-def _break_even(head: dict) -> float:
-    """Steps after which a warm compile pays for itself at the measured per-step saving."""
-    saved = head["eager_step_seconds"] * (1 - head["compiled_over_eager"])
-    return head["compile_seconds_warm"] / saved if saved > 0 else float("inf")
+def _saved_per_step(head: dict) -> float:
+    return head["eager_step_seconds"] * (1 - head["compiled_over_eager"])
+
+
+def _reused(head: dict) -> str:
+    """Whether the further adapter ran on the process's compiled code: a compile takes seconds,
+    so anything under one second (noise either side of zero) is reuse."""
+    seconds = head.get("compile_seconds_next_adapter")
+    if seconds is None:
+        return ""
+    return (" (under a second: the compiled code was reused, so a process pays the compilation once)"
+            if seconds < 1 else " (compiled again: each adapter pays)")
+
+
+def _break_even(head: dict, key: str) -> float:
+    """Steps after which a compile pays for itself at the measured per-step saving."""
+    saved = _saved_per_step(head)
+    return head[key] / saved if saved > 0 else float("inf")
 
 
 def profile_md(t: dict, head: dict) -> list[str]:
@@ -215,9 +231,25 @@ def make_md(t: dict, meta: dict) -> list[str]:
         if len(both):
             local, ray = both["make_seconds"].sum(), both["ray_make_seconds"].sum()
             out.append(f"- Over the {len(both)} targets timed both ways: local {fmt(local)} s, Ray "
-                       f"{fmt(ray)} s ({local / ray:.2f}x); every Ray-timed target: "
-                       f"{fmt(total['ray_make_seconds'].iloc[0])} s.")
+                       f"{fmt(ray)} s ({local / ray:.2f}x){_sessions_apart(both)}; every Ray-timed "
+                       f"target: {fmt(total['ray_make_seconds'].iloc[0])} s.")
     return out + [""]
+
+
+# local and Ray runs that ended further apart than this come from different sessions
+SAME_SESSION = pd.Timedelta(hours=6)
+
+
+def _sessions_apart(both: pd.DataFrame) -> str:
+    """A warning when the local and the Ray timings come from different sessions: this machine's
+    speed changes between sessions (1.4x between two of them), so their ratio would compare
+    machines, not executors."""
+    local = pd.to_datetime(both["make_end"], errors="coerce", utc=True).max()
+    ray = pd.to_datetime(both["ray_make_end"], errors="coerce", utc=True).max()
+    if pd.isna(local) or pd.isna(ray) or abs(local - ray) <= SAME_SESSION:
+        return ""
+    return (f", **not comparable**: the local runs ended {local:%Y-%m-%d %H:%M}Z and the Ray runs "
+            f"{ray:%Y-%m-%d %H:%M}Z, in different sessions whose machines may differ in speed")
 
 
 def machine_name(hw: dict) -> str:

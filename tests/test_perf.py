@@ -132,16 +132,21 @@ def test_make_times_reads_manifests_and_the_timing_log(tmp_path):
 def test_make_report_flags_local_and_ray_timings_from_different_sessions():
     from bench.perf.report import make_md
 
-    def bullet(local_end, ray_end):
+    def bullet(local_end, ray_end, local_cpu=None, ray_cpu=None):
         df = pd.DataFrame({"target": ["a", "total"], "manifest_seconds": [5.0, 5.0],
-                           "make_seconds": [10.0, 10.0], "make_end": [local_end, None],
-                           "ray_make_seconds": [8.0, 8.0], "ray_make_end": [ray_end, None]})
+                           "make_seconds": [10.0, 10.0], "make_end": [local_end, None], "make_cpu": [local_cpu, None],
+                           "ray_make_seconds": [8.0, 8.0], "ray_make_end": [ray_end, None],
+                           "ray_make_cpu": [ray_cpu, None]})
         return next(line for line in make_md({"make_times.csv": df}, {}) if "timed both ways" in line)
 
     same = bullet("2026-12-01T06:30:44Z", "2026-12-01T05:20:07Z")
     assert "(1.25x);" in same and "not comparable" not in same
     apart = bullet("2026-12-01T06:30:44Z", "2026-12-02T10:58:59Z")
     assert "not comparable" in apart and "2026-12-02 10:58Z" in apart
+    # the same hour on two machines is no comparison either
+    machines = bullet("2026-12-01T06:30:44Z", "2026-12-01T05:20:07Z", "Intel Xeon", "AMD EPYC")
+    assert "not comparable" in machines and "Intel Xeon" in machines and "AMD EPYC" in machines
+    assert "not comparable" not in bullet("2026-12-01T06:30:44Z", "2026-12-01T05:20:07Z", "AMD EPYC", "AMD EPYC")
 
 
 def test_time_make_all_script_logs_each_target_and_stops_at_a_failure(tmp_path):
@@ -156,3 +161,15 @@ def test_time_make_all_script_logs_each_target_and_stops_at_a_failure(tmp_path):
     log = pd.read_csv(tmp_path / "log.csv")
     assert list(log["target"]) == ["a", "b", "c"] and list(log["exit_code"]) == [0, 0, 2]
     assert list(make_times.read_log(tmp_path / "log.csv")) == ["a", "b", "c"]
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file() and "model name" in cpuinfo.read_text():
+        model = next(line for line in cpuinfo.read_text().splitlines() if line.startswith("model name"))
+        assert set(log["cpu"]) == {model.split(":", 1)[1].strip().replace(",", " ")}
+    # a log from before the cpu column gets the new header; its old rows read with no cpu
+    old = tmp_path / "old.csv"
+    old.write_text("target,start,end,seconds,exit_code,load_1m,executor\na,s,e,9.0,0,1.0,local\n")
+    subprocess.run(["bash", str(tmp_path / "scripts" / "time_make_all.sh")], capture_output=True, check=True,
+                   env={"PATH": "/usr/bin:/bin", "TIMES": str(old), "TARGETS": "b"})
+    upgraded = pd.read_csv(old)
+    assert list(upgraded.columns)[-1] == "cpu" and list(upgraded["target"]) == ["a", "b"]
+    assert pd.isna(upgraded.loc[0, "cpu"]) and list(upgraded["seconds"])[0] == 9.0

@@ -222,7 +222,8 @@ def make_md(t: dict, meta: dict) -> list[str]:
            "`manifest_seconds`: the study's own seconds from results/<target>/manifest.json (when and "
            "under what load it ran beside it); `make_seconds`: wall time of `make <target>` from "
            "results/perf/make-all.csv, written by scripts/time_make_all.sh; `ray_make_seconds`: the same "
-           "with BENCH_EXECUTOR=ray (a local Ray cluster on this machine).", ""]
+           "with BENCH_EXECUTOR=ray (a local Ray cluster on this machine); `*_cpu`: the CPU model the "
+           "script logged (blank for runs logged before it did).", ""]
     if len(total):
         out.append(f"- The manifests add up to {fmt(total['manifest_seconds'].iloc[0])} s"
                    + (f"; the timed `make` calls to {fmt(total['make_seconds'].iloc[0])} s." if logged else
@@ -241,9 +242,13 @@ SAME_SESSION = pd.Timedelta(hours=6)
 
 
 def _sessions_apart(both: pd.DataFrame) -> str:
-    """A warning when the local and the Ray timings come from different sessions: this machine's
-    speed changes between sessions (1.4x between two of them), so their ratio would compare
-    machines, not executors."""
+    """A warning when the local and the Ray timings come from different machines or sessions: this
+    machine's speed changes between sessions (1.4x between two of them), so their ratio would
+    compare machines, not executors."""
+    cpus = [set(both[c].dropna()) if c in both else set() for c in ("make_cpu", "ray_make_cpu")]
+    if all(cpus) and cpus[0] != cpus[1]:
+        return (f", **not comparable**: the local runs ran on {' / '.join(sorted(cpus[0]))}, the Ray runs "
+                f"on {' / '.join(sorted(cpus[1]))}")
     local = pd.to_datetime(both["make_end"], errors="coerce", utc=True).max()
     ray = pd.to_datetime(both["ray_make_end"], errors="coerce", utc=True).max()
     if pd.isna(local) or pd.isna(ray) or abs(local - ray) <= SAME_SESSION:

@@ -18,8 +18,9 @@ of the same kind. Rows of lora_step.csv:
   bench_compiled     the bench's loop with the peft model under torch.compile (dynamic shapes, as
                      the micro-batches vary in length; `compile_backend`, inductor by default):
                      the median of three fits taking turns with three eager ones (the headline's
-                     compiled_over_eager), the compilation timed apart, cold and warm
-                     (compiled_vs_eager). Skipped when the backend is "" (make perf --quick)
+                     compiled_over_eager), the compilation timed apart: cold, warm and for a
+                     further adapter in the same process (compiled_vs_eager). Skipped when the
+                     backend is "" (make perf --quick)
 
 The batches are drawn by a copy of fit_adapter's sampler (epochs of reshuffled examples from
 the same seed, then the replay share); `batches_match` says whether the real tokens it counts
@@ -28,11 +29,9 @@ equal the loop's own count, i.e. whether the bare rows ran the loop's batches.
 
 from __future__ import annotations
 
-import os
 import random
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import groupby
 from typing import Callable
@@ -141,6 +140,8 @@ def compiled_vs_eager(loop: "RecipeLoop", steps: int, seed: int, backend: str,
     process (`next_adapter`: a freshly loaded model with a fresh adapter, as the bench builds one
     per adapter, compiled without a reset). Then `rounds` timed fits each, taking turns, so a
     drift in the machine's speed falls on both; the medians are compared."""
+    from torch._inductor.runtime.cache_dir_utils import temporary_cache_dir   # loads inductor: only here
+
     eager = loop.peft_model
 
     def first_steps(model, on: "RecipeLoop" = loop) -> float:
@@ -150,7 +151,8 @@ def compiled_vs_eager(loop: "RecipeLoop", steps: int, seed: int, backend: str,
         return time.perf_counter() - t0
 
     try:
-        with tempfile.TemporaryDirectory() as cache, _env("TORCHINDUCTOR_CACHE_DIR", cache):
+        # torch's own switch of TORCHINDUCTOR_CACHE_DIR (it also clears the in-memory caches)
+        with tempfile.TemporaryDirectory() as cache, temporary_cache_dir(cache):
             eager_first = first_steps(eager)
             cold = first_steps(torch.compile(eager, dynamic=True, backend=backend)) - eager_first
             torch._dynamo.reset()
@@ -177,19 +179,6 @@ def compiled_vs_eager(loop: "RecipeLoop", steps: int, seed: int, backend: str,
             "compile_round_seconds": {name: [round(f["seconds"], 3) for f in runs] for name, runs in fits.items()},
             "compile_seconds_cold": cold, "compile_seconds_warm": warm,
             "compile_seconds_next_adapter": following, "compile_rounds": rounds, "compile_backend": backend}
-
-
-@contextmanager
-def _env(name: str, value: str):
-    old = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
 
 
 def _bench_calls(rows) -> int:

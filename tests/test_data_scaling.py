@@ -188,6 +188,15 @@ def test_claims_and_redraw_work_from_saved_tables_alone(tmp_path):
     assert not summary["metric"].eq("facts_gained:test").any()
 
 
+def test_results_from_before_the_variants_read_as_plain_points(tmp_path):
+    # a cells.csv written before the recipe curve and the checks has no variant column
+    write_csv(cells_table({50: 0.0, 150: 0.08, 500: 0.2}).drop(columns="variant"), tmp_path / "cells.csv")
+    cells = ds.load_cells(tmp_path)
+    assert isinstance(ds.variants(cells.drop(columns="variant")), pd.Series)
+    assert cells["variant"].eq("").all() and ds.plain(cells.drop(columns="variant")).all()
+    assert ds.claims(tmp_path)[0].verdict == SUPPORTED
+
+
 def test_the_steps_line_keeps_each_variant_apart_from_the_plain_point():
     # the recipe adapter at n=50 trains ~6x the plain one's steps: a mean over both (the old line)
     # reported neither; the line must give each its own steps and examples

@@ -107,6 +107,16 @@ def test_perf_run_writes_every_table_and_the_report(micro_pocket, tmp_path):
     assert set(json.loads((out / "manifest.json").read_text())["sections"]) == {"generation", "lora", "retrieval", "make"}
 
 
+def test_the_compile_bullet_reads_a_manifest_with_or_without_the_next_adapter_timing():
+    from bench.perf.report import _next_adapter
+
+    assert "was not timed in this run" in _next_adapter({})           # written before that timing
+    assert "nan" not in _next_adapter({})
+    assert "0.05 s for a further adapter" in _next_adapter({"compile_seconds_next_adapter": 0.05})
+    assert "was reused" in _next_adapter({"compile_seconds_next_adapter": -0.06})
+    assert "each adapter pays" in _next_adapter({"compile_seconds_next_adapter": 21.0})
+
+
 def test_make_times_reads_manifests_and_the_timing_log(tmp_path):
     (tmp_path / "Makefile").write_text("all: a b \\\n\tc report\n\na:\n\t@true\nb:\n\t@true\nc:\n\t@false\nreport:\n\t@true\n")
     for name, doc in (("a", {"timings_seconds": {"total": 5.0}}), ("b", {"seconds": 7.0})):

@@ -122,9 +122,7 @@ def lora_md(t: dict, meta: dict) -> list[str]:
            f"{fmt(1000 * _saved_per_step(head))} ms saved a step. Compiling (the first two steps less "
            f"two eager ones) took {fmt(head['compile_seconds_cold'])} s from an empty inductor cache, "
            f"{fmt(head['compile_seconds_warm'])} s again with the cache filled (what each new process "
-           f"pays, won back after {fmt(_break_even(head, 'compile_seconds_warm'))} steps) and "
-           f"{fmt(head.get('compile_seconds_next_adapter', float('nan')))} s for a further adapter on a "
-           f"freshly loaded model in the same process{_reused(head)}."
+           f"pays, won back after {fmt(_break_even(head, 'compile_seconds_warm'))} steps){_next_adapter(head)}."
            if "compiled_over_eager" in head else "- torch.compile: not measured in this run.",
            "", *profile_md(t, head)]
 
@@ -133,14 +131,16 @@ def _saved_per_step(head: dict) -> float:
     return head["eager_step_seconds"] * (1 - head["compiled_over_eager"])
 
 
-def _reused(head: dict) -> str:
-    """Whether the further adapter ran on the process's compiled code: a compile takes seconds,
-    so anything under one second (noise either side of zero) is reuse."""
+def _next_adapter(head: dict) -> str:
+    """The further adapter's compile time, and whether it ran on the process's compiled code: a
+    compile takes seconds, so anything under one second (noise either side of zero) is reuse. A
+    manifest from before that timing has none: the sentence then says so."""
     seconds = head.get("compile_seconds_next_adapter")
     if seconds is None:
-        return ""
-    return (" (under a second: the compiled code was reused, so a process pays the compilation once)"
-            if seconds < 1 else " (compiled again: each adapter pays)")
+        return "; a further adapter in the same process was not timed in this run"
+    reuse = (" (under a second: the compiled code was reused, so a process pays the compilation once)"
+             if seconds < 1 else " (compiled again: each adapter pays)")
+    return f" and {fmt(seconds)} s for a further adapter on a freshly loaded model in the same process{reuse}"
 
 
 def _break_even(head: dict, key: str) -> float:

@@ -104,10 +104,13 @@ def _truthy(v) -> bool:
     return str(v).strip().lower() in ("true", "1", "1.0")
 
 
-def variants(df: pd.DataFrame) -> pd.Series | str:
-    """The variant column with "" for a plain point; a CSV whose points are all plain reads it as
-    floats (all NaN), which pandas will no longer fill with a string, hence the cast."""
-    return df["variant"].astype(object).fillna("") if "variant" in df else ""
+def variants(df: pd.DataFrame) -> pd.Series:
+    """The variant column with "" for a plain point (all "" for results from before the
+    variants); a CSV whose points are all plain reads it as floats (all NaN), which pandas will no
+    longer fill with a string, hence the cast."""
+    if "variant" not in df:
+        return pd.Series("", index=df.index, dtype=object)
+    return df["variant"].astype(object).fillna("")
 
 
 def load_cells(results_dir: Path) -> pd.DataFrame:
@@ -127,7 +130,7 @@ CLAIM_OVADIA = ("data-scaling.paraphrases",
 
 def plain(cells: pd.DataFrame) -> pd.Series:
     """The rows of the plain curves (no recipe, no check), which the claims judge."""
-    return variants(cells).eq("") if "variant" in cells else pd.Series(True, index=cells.index)
+    return variants(cells).eq("")
 
 
 def gain(cells: pd.DataFrame, kind: str, aug: bool, size: int, eval_set: str, minus: str):

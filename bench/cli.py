@@ -208,6 +208,11 @@ def cmd_perf(args) -> int:
     if args.chunks is not None and args.chunks < 1:
         raise ConfigError(f"--chunks: expected >= 1, got {args.chunks}")
     settings = settings_for(args.quick, model=args.model, chunks=args.chunks, threads=args.threads)
+    if args.speed:   # one number on stdout, for scripts/time_make_all.sh to log beside each target
+        from bench.perf.run import lora_step_ms
+
+        print(f"{lora_step_ms(settings):.1f}")
+        return 0
     start = time.perf_counter()
     report = run_perf(Path(args.out), settings, sections, quick=args.quick, progress=not args.quiet)
     print(f"wrote {report.parent}/ (report: {report}) in {time.perf_counter() - start:.0f} s")
@@ -331,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--chunks", type=int, help="chunks in the retrieval index (default 100000; --quick 10000)")
     s.add_argument("--threads", type=int, help="torch threads for generation and training (default: torch's)")
     s.add_argument("--quiet", action="store_true", help="no progress output")
+    s.add_argument("--speed", action="store_true",
+                   help="only time the bench's LoRA step (ms, the median of three fits, one line on "
+                        "stdout; nothing written): this machine's speed, which time_make_all.sh logs "
+                        "beside make all's timings")
     s.set_defaults(func=cmd_perf)
     return p
 

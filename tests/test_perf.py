@@ -107,6 +107,17 @@ def test_perf_run_writes_every_table_and_the_report(micro_pocket, tmp_path):
     assert set(json.loads((out / "manifest.json").read_text())["sections"]) == {"generation", "lora", "retrieval", "make"}
 
 
+def test_speed_times_the_lora_step_alone_and_prints_one_number(micro_pocket, tmp_path, capsys):
+    from bench.cli import main
+    from bench.perf.run import lora_step_ms
+
+    assert 0 < lora_step_ms(tiny(micro_pocket[0])) < 60_000
+    out = tmp_path / "perf"
+    assert main(["perf", "--speed", "--model", str(micro_pocket[0]), "--threads", "1", "--out", str(out)]) == 0
+    assert float(capsys.readouterr().out.strip().splitlines()[-1]) > 0
+    assert not out.exists()            # nothing written
+
+
 def test_the_compile_bullet_reads_a_manifest_with_or_without_the_next_adapter_timing():
     from bench.perf.report import _next_adapter
 
@@ -142,11 +153,12 @@ def test_make_times_reads_manifests_and_the_timing_log(tmp_path):
 def test_make_report_flags_local_and_ray_timings_from_different_sessions():
     from bench.perf.report import make_md
 
-    def bullet(local_end, ray_end, local_cpu=None, ray_cpu=None):
+    def bullet(local_end, ray_end, local_cpu=None, ray_cpu=None, local_ms=None, ray_ms=None):
         df = pd.DataFrame({"target": ["a", "total"], "manifest_seconds": [5.0, 5.0],
                            "make_seconds": [10.0, 10.0], "make_end": [local_end, None], "make_cpu": [local_cpu, None],
+                           "make_lora_step_ms": [local_ms, None],
                            "ray_make_seconds": [8.0, 8.0], "ray_make_end": [ray_end, None],
-                           "ray_make_cpu": [ray_cpu, None]})
+                           "ray_make_cpu": [ray_cpu, None], "ray_make_lora_step_ms": [ray_ms, None]})
         return next(line for line in make_md({"make_times.csv": df}, {}) if "timed both ways" in line)
 
     same = bullet("2026-12-01T06:30:44Z", "2026-12-01T05:20:07Z")
@@ -157,6 +169,12 @@ def test_make_report_flags_local_and_ray_timings_from_different_sessions():
     machines = bullet("2026-12-01T06:30:44Z", "2026-12-01T05:20:07Z", "Intel Xeon", "AMD EPYC")
     assert "not comparable" in machines and "Intel Xeon" in machines and "AMD EPYC" in machines
     assert "not comparable" not in bullet("2026-12-01T06:30:44Z", "2026-12-01T05:20:07Z", "AMD EPYC", "AMD EPYC")
+    # one CPU name, one hour, but machines of different speed (two "Intel Xeon"s: 114 and 177 ms)
+    slower = bullet("2026-12-01T06:30:44Z", "2026-12-01T05:20:07Z", "Intel Xeon", "Intel Xeon", 114.0, 177.0)
+    assert "not comparable" in slower and "114 ms" in slower and "177 ms" in slower
+    # measured speeds that agree make runs of two sessions comparable
+    alike = bullet("2026-12-01T06:30:44Z", "2026-12-02T10:58:59Z", "Intel Xeon", "Intel Xeon", 150.0, 160.0)
+    assert "not comparable" not in alike and "(1.25x)" in alike and "150 ms" in alike
 
 
 def test_time_make_all_script_logs_each_target_and_stops_at_a_failure(tmp_path):
@@ -166,7 +184,7 @@ def test_time_make_all_script_logs_each_target_and_stops_at_a_failure(tmp_path):
     (tmp_path / "scripts" / "time_make_all.sh").write_text((ROOT / "scripts" / "time_make_all.sh").read_text())
     (tmp_path / "Makefile").write_text("all: a b \\\n\tc d\n\na:\n\t@true\nb:\n\t@true\nc:\n\t@false\nd:\n\t@true\n")
     done = subprocess.run(["bash", str(tmp_path / "scripts" / "time_make_all.sh")], capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "TIMES": str(tmp_path / "log.csv")})
+                          env={"PATH": "/usr/bin:/bin", "TIMES": str(tmp_path / "log.csv"), "SPEED": "0"})
     assert done.returncode != 0
     log = pd.read_csv(tmp_path / "log.csv")
     assert list(log["target"]) == ["a", "b", "c"] and list(log["exit_code"]) == [0, 0, 2]
@@ -179,7 +197,14 @@ def test_time_make_all_script_logs_each_target_and_stops_at_a_failure(tmp_path):
     old = tmp_path / "old.csv"
     old.write_text("target,start,end,seconds,exit_code,load_1m,executor\na,s,e,9.0,0,1.0,local\n")
     subprocess.run(["bash", str(tmp_path / "scripts" / "time_make_all.sh")], capture_output=True, check=True,
-                   env={"PATH": "/usr/bin:/bin", "TIMES": str(old), "TARGETS": "b"})
+                   env={"PATH": "/usr/bin:/bin", "TIMES": str(old), "TARGETS": "b", "SPEED": "0"})
     upgraded = pd.read_csv(old)
-    assert list(upgraded.columns)[-1] == "cpu" and list(upgraded["target"]) == ["a", "b"]
+    assert list(upgraded.columns)[-2:] == ["cpu", "lora_step_ms"] and list(upgraded["target"]) == ["a", "b"]
     assert pd.isna(upgraded.loc[0, "cpu"]) and list(upgraded["seconds"])[0] == 9.0
+    assert upgraded["lora_step_ms"].isna().all()          # SPEED=0: not timed
+    # ... as does a log with the cpu column but not the step
+    mid = tmp_path / "mid.csv"
+    mid.write_text("target,start,end,seconds,exit_code,load_1m,executor,cpu\na,s,e,9.0,0,1.0,local,AMD EPYC\n")
+    subprocess.run(["bash", str(tmp_path / "scripts" / "time_make_all.sh")], capture_output=True, check=True,
+                   env={"PATH": "/usr/bin:/bin", "TIMES": str(mid), "TARGETS": "b", "SPEED": "0"})
+    assert list(pd.read_csv(mid).columns)[-1] == "lora_step_ms" and pd.read_csv(mid).loc[0, "cpu"] == "AMD EPYC"

@@ -30,6 +30,7 @@ equal the loop's own count, i.e. whether the bare rows ran the loop's batches.
 from __future__ import annotations
 
 import random
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -222,14 +223,32 @@ def recipe_loop(model_name: str, cfg, arm_name: str, dataset, steps: int, seed: 
     return RecipeLoop(gen, fresh_adapter(gen.model, lora), examples, replay, lora)
 
 
+def timed_fit(loop: RecipeLoop, steps: int, seed: int) -> dict:
+    """The bench's loop for `steps` steps after a two-step warm-up: what bench_fit_adapter times."""
+    loop.fit(2, random.Random(seed + 1))
+    return loop.fit(steps, random.Random(seed))
+
+
+def step_seconds(model_name: str, cfg, arm_name: str, dataset, steps: int, seed: int, rounds: int = 3) -> float:
+    """Seconds a step of the bench's own LoRA loop takes here, the median of `rounds` fits (one
+    fit moves ~15% from the next): this machine's speed in the unit `make all` spends most of its
+    time in (scripts/time_make_all.sh logs it beside each target, since machines of one CPU name
+    differ: 114 and 177 ms on two "Intel Xeon"s)."""
+    loop = recipe_loop(model_name, cfg, arm_name, dataset, steps, seed)
+    try:
+        loop.fit(2, random.Random(seed + 1))   # warm-up
+        return statistics.median(loop.fit(steps, random.Random(seed))["seconds"] / steps for _ in range(rounds))
+    finally:
+        loop.gen.close()
+
+
 def measure(model_name: str, cfg, arm_name: str, dataset, steps: int, seed: int,
             progress: bool = False, compile_backend: str = "inductor") -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(lora_step table, lora_profile table, headline ratios)."""
     loop = recipe_loop(model_name, cfg, arm_name, dataset, steps, seed)
     gen, peft_model, examples, replay, lora = loop.gen, loop.peft_model, loop.examples, loop.replay, loop.lora
     tok, pad = gen.tokenizer, gen.tokenizer.pad_token_id
-    loop.fit(2, random.Random(seed + 1))   # warm-up
-    fit = loop.fit(steps, random.Random(seed))
+    fit = timed_fit(loop, steps, seed)
     with torch.autocast("cpu", dtype=torch.bfloat16):   # the same loop in bfloat16 (this CPU's own)
         loop.fit(2, random.Random(seed + 1))
         bf16 = loop.fit(steps, random.Random(seed))

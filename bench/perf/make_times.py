@@ -4,7 +4,9 @@ scripts/time_make_all.sh measured around each `make <target>` when it was run.
 The manifests give a study's own seconds (`timings_seconds.total`, or `seconds` for probes) and
 when and under what load it ran; they cover the study's work, not the `pocket-model-if-stale`
 check or the interpreter start. The log (results/perf/make-all.csv, one line per target run:
-target,start,end,seconds,exit_code,load_1m,executor,cpu) is the wall time a user waits; its latest
+target,start,end,seconds,exit_code,load_1m,executor,cpu,lora_step_ms) is the wall time a user waits,
+beside the machine it ran on (its CPU model and the bench's LoRA step there, timed by the script
+before the first target: machines of one CPU name differ in speed); its latest
 line per target and executor is used: `make_*` columns for the local executor (also lines
 without an executor, from before it was logged), `ray_make_*` for BENCH_EXECUTOR=ray. A target
 with neither (report: it has no manifest) shows blanks.
@@ -20,8 +22,9 @@ from pathlib import Path
 import pandas as pd
 
 COLUMNS = ["target", "manifest_seconds", "manifest_written_at", "manifest_load_1m", "quick",
-           "make_seconds", "make_exit_code", "make_end", "make_load_1m", "make_cpu",
-           "ray_make_seconds", "ray_make_exit_code", "ray_make_end", "ray_make_load_1m", "ray_make_cpu"]
+           "make_seconds", "make_exit_code", "make_end", "make_load_1m", "make_cpu", "make_lora_step_ms",
+           "ray_make_seconds", "ray_make_exit_code", "ray_make_end", "ray_make_load_1m", "ray_make_cpu",
+           "ray_make_lora_step_ms"]
 LOG = Path("results/perf/make-all.csv")
 
 
@@ -77,7 +80,8 @@ def table(results: Path = Path("results"), makefile: Path = Path("Makefile"), lo
                 got = runs[target]
                 row.update({f"{prefix}_seconds": _number(got.get("seconds")), f"{prefix}_exit_code": got.get("exit_code"),
                             f"{prefix}_end": got.get("end"), f"{prefix}_load_1m": _number(got.get("load_1m")),
-                            f"{prefix}_cpu": got.get("cpu") or None})   # None: logged before the cpu was
+                            f"{prefix}_cpu": got.get("cpu") or None,   # None: logged before the cpu was
+                            f"{prefix}_lora_step_ms": _number(got.get("lora_step_ms"))})
         rows.append(row)
     df = pd.DataFrame(rows, columns=COLUMNS)
     total = {"target": "total", **{c: pd.to_numeric(df[c]).sum(min_count=1)

@@ -223,7 +223,8 @@ def make_md(t: dict, meta: dict) -> list[str]:
            "under what load it ran beside it); `make_seconds`: wall time of `make <target>` from "
            "results/perf/make-all.csv, written by scripts/time_make_all.sh; `ray_make_seconds`: the same "
            "with BENCH_EXECUTOR=ray (a local Ray cluster on this machine); `*_cpu`: the CPU model the "
-           "script logged (blank for runs logged before it did).", ""]
+           "script logged, `*_lora_step_ms`: the bench's LoRA step on that machine, timed by the script "
+           "before the first target (`bench perf --speed`; blank for runs logged before it did either).", ""]
     if len(total):
         out.append(f"- The manifests add up to {fmt(total['manifest_seconds'].iloc[0])} s"
                    + (f"; the timed `make` calls to {fmt(total['make_seconds'].iloc[0])} s." if logged else
@@ -239,16 +240,28 @@ def make_md(t: dict, meta: dict) -> list[str]:
 
 # local and Ray runs that ended further apart than this come from different sessions
 SAME_SESSION = pd.Timedelta(hours=6)
+# LoRA steps within this ratio: the same speed of machine (one machine's fits vary ~15% run to run)
+SAME_SPEED = 1.2
 
 
 def _sessions_apart(both: pd.DataFrame) -> str:
     """A warning when the local and the Ray timings come from different machines or sessions: this
-    machine's speed changes between sessions (1.4x between two of them), so their ratio would
-    compare machines, not executors."""
+    machine's speed changes between sessions (1.3-1.5x), so their ratio would compare machines, not
+    executors. Different CPU models are never comparable; where the script timed both machines'
+    LoRA step, the steps decide (within SAME_SPEED: comparable, whatever the dates); else runs more
+    than SAME_SESSION apart are not."""
     cpus = [set(both[c].dropna()) if c in both else set() for c in ("make_cpu", "ray_make_cpu")]
     if all(cpus) and cpus[0] != cpus[1]:
         return (f", **not comparable**: the local runs ran on {' / '.join(sorted(cpus[0]))}, the Ray runs "
                 f"on {' / '.join(sorted(cpus[1]))}")
+    steps = [both[c].dropna() if c in both else pd.Series(dtype=float)
+             for c in ("make_lora_step_ms", "ray_make_lora_step_ms")]
+    if all(len(x) for x in steps):   # the machines' own speed, where the script timed it
+        local, ray = steps[0].median(), steps[1].median()
+        if max(local, ray) > SAME_SPEED * min(local, ray):
+            return (f", **not comparable**: a LoRA step took {fmt(local)} ms on the local runs' machine "
+                    f"and {fmt(ray)} ms on the Ray runs'")
+        return f" (a LoRA step: {fmt(local)} ms on the local runs' machine, {fmt(ray)} ms on the Ray runs')"
     local = pd.to_datetime(both["make_end"], errors="coerce", utc=True).max()
     ray = pd.to_datetime(both["ray_make_end"], errors="coerce", utc=True).max()
     if pd.isna(local) or pd.isna(ray) or abs(local - ray) <= SAME_SESSION:

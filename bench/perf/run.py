@@ -34,6 +34,18 @@ def _config(s: PerfSettings):
     return cfg
 
 
+def lora_step_ms(s: PerfSettings) -> float:
+    """The LoRA section's bench_fit_adapter step alone, in ms, nothing written (`bench perf --speed`)."""
+    from bench.data.dataset import build_dataset
+    from bench.engine import torch_threads
+    from bench.perf import lora_step
+
+    cfg = _config(s)
+    dataset = build_dataset(cfg.data, s.seed)
+    with torch_threads(s.threads):
+        return 1000 * lora_step.step_seconds(cfg.model.name, cfg, s.lora_arm, dataset, s.lora_steps, s.seed)
+
+
 def measure_section(name: str, s: PerfSettings, cfg, cache_dir: Path, progress: bool) -> tuple[dict, dict]:
     """({file name: table}, headline numbers) of one section."""
     if name == "make":

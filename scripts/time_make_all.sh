@@ -28,6 +28,7 @@ cpu=$(grep -m1 "model name" /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ *
 step_ms=""
 if [ "${SPEED:-1}" != 0 ] && [ -x .venv/bin/python ]; then
     step_ms=$(.venv/bin/python -m bench perf --speed 2>/dev/null | tail -n 1)
+    case "$step_ms" in ''|*[!0-9.]*) step_ms="" ;; esac   # a failed timing logs blank, never text
     echo "time_make_all: LoRA step ${step_ms:-(not measured)} ms on this machine"
 fi
 targets=${TARGETS:-$(awk '/^all:/ {on = 1} on {print; if ($0 !~ /\\$/) exit}' Makefile | sed 's/^all://; s/\\//g')}

@@ -208,3 +208,15 @@ def test_time_make_all_script_logs_each_target_and_stops_at_a_failure(tmp_path):
     subprocess.run(["bash", str(tmp_path / "scripts" / "time_make_all.sh")], capture_output=True, check=True,
                    env={"PATH": "/usr/bin:/bin", "TIMES": str(mid), "TARGETS": "b", "SPEED": "0"})
     assert list(pd.read_csv(mid).columns)[-1] == "lora_step_ms" and pd.read_csv(mid).loc[0, "cpu"] == "AMD EPYC"
+    # the speed goes beside every row; the script only plumbs it (bench perf --speed is tested above), so
+    # a stand-in .venv/bin/python prints what --speed would, or a failure's text, which logs blank
+    venv_python = tmp_path / ".venv" / "bin" / "python"
+    venv_python.parent.mkdir(parents=True)
+    for printed, logged in (("loading\n123.4", 123.4), ("Traceback: oops", None)):
+        venv_python.write_text(f"#!/bin/sh\nprintf '{printed}\\n'\n")
+        venv_python.chmod(0o755)
+        timed = tmp_path / f"timed-{logged}.csv"
+        subprocess.run(["bash", str(tmp_path / "scripts" / "time_make_all.sh")], capture_output=True, check=True,
+                       env={"PATH": "/usr/bin:/bin", "TIMES": str(timed), "TARGETS": "a b"})
+        steps = pd.read_csv(timed)["lora_step_ms"]
+        assert len(steps) == 2 and (steps.eq(logged).all() if logged else steps.isna().all())

@@ -236,8 +236,9 @@ def step_seconds(model_name: str, cfg, arm_name: str, dataset, steps: int, seed:
     differ: 114 and 177 ms on two "Intel Xeon"s)."""
     loop = recipe_loop(model_name, cfg, arm_name, dataset, steps, seed)
     try:
-        loop.fit(2, random.Random(seed + 1))   # warm-up
-        return statistics.median(loop.fit(steps, random.Random(seed))["seconds"] / steps for _ in range(rounds))
+        seconds = [timed_fit(loop, steps, seed)["seconds"]]   # the first as bench_fit_adapter times it
+        seconds += [loop.fit(steps, random.Random(seed))["seconds"] for _ in range(rounds - 1)]
+        return statistics.median(seconds) / steps
     finally:
         loop.gen.close()
 

@@ -35,7 +35,8 @@ def _config(s: PerfSettings):
 
 
 def lora_step_ms(s: PerfSettings) -> float:
-    """The LoRA section's bench_fit_adapter step alone, in ms, nothing written (`bench perf --speed`)."""
+    """The LoRA section's bench_fit_adapter step alone (the median of three fits), in ms, nothing
+    written (`bench perf --speed`)."""
     from bench.data.dataset import build_dataset
     from bench.engine import torch_threads
     from bench.perf import lora_step

@@ -32,7 +32,10 @@ def run(a: Path, b: Path) -> subprocess.CompletedProcess:
 
 def test_timings_and_last_bit_noise_do_not_count(tmp_path):
     a = results(tmp_path / "a")
+    # 0.123457 against 0.123456: the last printed digit, 1e-6 apart up to float noise
     b = results(tmp_path / "b", t_total=9.0, latency=99.0, score=0.8 + 3e-7)
+    pd.read_csv(a / "study" / "summary.csv").assign(ci_low=0.123456).to_csv(a / "study" / "summary.csv", index=False)
+    pd.read_csv(b / "study" / "summary.csv").assign(ci_low=0.123457).to_csv(b / "study" / "summary.csv", index=False)
     done = run(a, b)
     assert done.returncode == 0, done.stdout
     assert done.stdout.splitlines() == ["study/items.csv: same", "study/summary.csv: same"]   # perf/ left out

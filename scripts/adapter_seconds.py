@@ -13,7 +13,7 @@ retraining, coldstart's timed starts) is not counted.
 order) had trained already, instead of finding it in the shared adapter store; their seconds are
 not added. One `make all` from an empty cache should have none: each is listed by path.
 
-Run: .venv/bin/python scripts/adapter_seconds.py [results] [--csv out.csv]
+Run: .venv/bin/python scripts/adapter_seconds.py [results] [--csv out.csv] [--by-label]
 (--csv also writes the table, total row last, for a report to cite).
 """
 
@@ -22,15 +22,22 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 
 
-def adapters(results: Path) -> tuple[dict[str, dict], list[tuple[Path, Path]]]:
+# a prepare file's name: <job label>-s<seed>-<log key>.prepare.json
+LABEL = re.compile(r"^(?P<label>.+)-s\d+-[0-9a-f]+\.prepare\.json$")
+
+
+def adapters(results: Path, by_label: bool = False) -> tuple[dict[str, dict], list[tuple[Path, Path]]]:
     """({folder: {"trained", "seconds", "machine_seconds", "trained_again"}}, repeats): each adapter counted once
     (its key); folder: where a study keeps its prediction logs, under `results` (accuracy,
-    format/runs, ...). repeats: (prepare file, the first one's) for every adapter a second job
-    trained again instead of finding it in the store; one run of `make all` should have none."""
+    format/runs, ...), or with `by_label` folder/label, the job's label without its seed (one row
+    per arm or setting: data-scaling's lora-n=500+para+recipe). repeats: (prepare file, the first
+    one's) for every adapter a second job trained again instead of finding it in the store; one
+    run of `make all` should have none."""
     first: dict[str, Path] = {}
     out: dict[str, dict] = {}
     repeats: list[tuple[Path, Path]] = []
@@ -43,6 +50,9 @@ def adapters(results: Path) -> tuple[dict[str, dict], list[tuple[Path, Path]]]:
         if key is None or stats.get("adapter_cached") or "train_seconds" not in stats:
             continue
         folder = stats_file.parent.parent.relative_to(results).as_posix()
+        label = LABEL.match(stats_file.name)
+        if by_label:
+            folder += "/" + (label["label"] if label else stats_file.name.removesuffix(".prepare.json"))
         row = out.setdefault(folder, {"trained": 0, "seconds": 0.0, "machine_seconds": 0.0, "trained_again": 0})
         if key in first:
             repeats.append((stats_file, first[key]))
@@ -59,22 +69,25 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description="LoRA training seconds of a run, by study folder")
     parser.add_argument("results", nargs="?", default="results", type=Path)
     parser.add_argument("--csv", type=Path, help="also write the table here (total row last)")
+    parser.add_argument("--by-label", action="store_true",
+                        help="one row per study folder and job label (the arm or setting, seeds summed)")
     args = parser.parse_args(argv)
     results, out = args.results, args.csv
     if not results.is_dir():
         print(f"adapter_seconds: {results}: no such results folder (expected the folder a run wrote)", file=sys.stderr)
         return 2
     try:
-        by_folder, repeats = adapters(results)
+        by_folder, repeats = adapters(results, args.by_label)
     except ValueError as e:
         print(f"adapter_seconds: {e}", file=sys.stderr)
         return 2
     rows = sorted(by_folder.items(), key=lambda kv: -kv[1]["machine_seconds"])
     total = {k: sum(r[k] for _, r in rows) for k in ("trained", "seconds", "machine_seconds", "trained_again")}
     rows.append(("total", total))
-    print(f"{'folder':24s} {'adapters':>8s} {'train_s':>9s} {'machine_s':>10s} {'again':>6s}")
+    width = max(24, *(len(study) for study, _ in rows))
+    print(f"{'folder':{width}s} {'adapters':>8s} {'train_s':>9s} {'machine_s':>10s} {'again':>6s}")
     for study, r in rows:
-        print(f"{study:24s} {r['trained']:8d} {r['seconds']:9.0f} {r['machine_seconds']:10.0f} "
+        print(f"{study:{width}s} {r['trained']:8d} {r['seconds']:9.0f} {r['machine_seconds']:10.0f} "
               f"{r['trained_again']:6d}")
     # "nothing trained twice": a repeat is an adapter the store held and a job trained anyway
     for again, before in repeats:

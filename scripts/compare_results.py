@@ -12,6 +12,8 @@ listed as such. Exit status 0 when every shared file is the same, 1 otherwise.
 
 Run: .venv/bin/python scripts/compare_results.py <rerun>/results results [--tolerance 1e-6]
 (e.g. a fresh clone's `make all` against the committed results, or a Ray run against a local one).
+Whether two runs differ beyond chance (two models, two configs) is `python -m bench compare A B`:
+per-arm differences with paired intervals; this asks whether they are the same table at all.
 """
 
 from __future__ import annotations
@@ -83,12 +85,15 @@ def predictions_by_arm(a: pd.DataFrame, b: pd.DataFrame) -> str:
                                               for arm, n in per_arm.items())
 
 
+def _tables(folder: Path) -> set[Path]:
+    """The CSVs under `folder`, relative to it, results/perf's timings left out."""
+    return {p.relative_to(folder) for p in folder.glob("**/*.csv") if "perf" not in p.relative_to(folder).parts}
+
+
 def compare(rerun: Path, reference: Path, tolerance: float = 1e-6) -> tuple[list[str], bool]:
     """(one line per file, whether every shared file is the same)."""
     lines, same = [], True
-    ours = {p.relative_to(rerun) for p in rerun.glob("**/*.csv") if "perf" not in p.relative_to(rerun).parts}
-    theirs = {p.relative_to(reference) for p in reference.glob("**/*.csv")
-              if "perf" not in p.relative_to(reference).parts}
+    ours, theirs = _tables(rerun), _tables(reference)
     for rel in sorted(ours | theirs):
         if rel not in ours or rel not in theirs:
             lines.append(f"{rel}: only in {rerun if rel in ours else reference}")

@@ -116,6 +116,10 @@ def test_speed_times_the_lora_step_alone_and_prints_one_number(micro_pocket, tmp
     assert main(["perf", "--speed", "--model", str(micro_pocket[0]), "--threads", "1", "--out", str(out)]) == 0
     assert float(capsys.readouterr().out.strip().splitlines()[-1]) > 0
     assert not out.exists()            # nothing written
+    # a model that is not there: one line naming it, exit 2, nothing measured
+    assert main(["perf", "--speed", "--model", str(tmp_path / "no-model"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no-model" in err[0] and not out.exists()
 
 
 def test_the_compile_bullet_reads_a_manifest_with_or_without_the_next_adapter_timing():

@@ -223,6 +223,24 @@ def test_make_with_a_bad_executor_fails_at_once():
     assert p.stderr.strip().splitlines() == ["error: BENCH_EXECUTOR: unknown executor 'bogus'; choices: local, ray"]
 
 
+def test_adapter_seconds_by_label_gives_each_setting_its_row(tmp_path):
+    script = ROOT / "scripts" / "adapter_seconds.py"
+    logs = tmp_path / "data-scaling" / "predictions"
+    logs.mkdir(parents=True)
+    for label, seed, seconds in (("lora-n=50", 0, 10.0), ("lora-n=50", 1, 12.0), ("lora-n=50+para+recipe", 0, 40.0)):
+        (logs / f"{label}-s{seed}-0123456789ab.prepare.json").write_text(json.dumps(
+            {"adapter_key": f"{label}{seed}", "train_seconds": seconds, "train_machine_share": 0.5}))
+    (logs / "hybrid-n=50-s0-ba9876543210.prepare.json").write_text(json.dumps(   # found the adapter
+        {"adapter_key": "lora-n=500", "adapter_cached": True, "train_seconds": 10.0}))
+    done = subprocess.run([sys.executable, str(script), str(tmp_path), "--by-label", "--csv", str(tmp_path / "t.csv")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(tmp_path / "t.csv").set_index("folder")
+    assert table.loc["data-scaling/lora-n=50", ["adapters", "train_seconds", "machine_seconds"]].tolist() == [2, 22, 11]
+    assert table.loc["data-scaling/lora-n=50+para+recipe", "machine_seconds"] == 20
+    assert list(table.index) == ["data-scaling/lora-n=50+para+recipe", "data-scaling/lora-n=50", "total"]
+
+
 def test_adapter_seconds_counts_each_trained_adapter_once_at_its_machine_share(two_runs, tmp_path):
     root, _, _ = two_runs
     script = ROOT / "scripts" / "adapter_seconds.py"

@@ -251,8 +251,7 @@ def measure(model_name: str, cfg, arm_name: str, dataset, steps: int, seed: int,
     tok, pad = gen.tokenizer, gen.tokenizer.pad_token_id
     fit = timed_fit(loop, steps, seed)
     with torch.autocast("cpu", dtype=torch.bfloat16):   # the same loop in bfloat16 (this CPU's own)
-        loop.fit(2, random.Random(seed + 1))
-        bf16 = loop.fit(steps, random.Random(seed))
+        bf16 = timed_fit(loop, steps, seed)
     compiled = (compiled_vs_eager(loop, steps, seed, compile_backend,
                                   lambda: recipe_loop(model_name, cfg, arm_name, dataset, steps, seed))
                 if compile_backend else None)

@@ -231,9 +231,11 @@ def cmd_report(args) -> int:
 def add_executor(s) -> None:
     # checked in main, not by argparse choices: a bad name is one line and exit 2, as a bad
     # BENCH_EXECUTOR is (argparse would print its usage too)
-    s.add_argument("--executor", metavar="{local,ray}",
-                   help="where jobs run: local (here, in order; the default) or ray (Ray tasks on "
-                        "the cluster RAY_ADDRESS names, else a local one); default: $BENCH_EXECUTOR or local")
+    s.add_argument("--executor", metavar="{local,processes,ray}",
+                   help="where jobs run: local (here, in order; the default), processes (worker "
+                        "processes here, several jobs at once, each on its share of the cores) or ray "
+                        "(Ray tasks on the cluster RAY_ADDRESS names, else a local one); default: "
+                        "$BENCH_EXECUTOR or local")
 
 
 def build_parser() -> argparse.ArgumentParser:

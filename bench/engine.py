@@ -9,7 +9,8 @@ item loads no model. Otherwise the arm is prepared (model loaded, adapter traine
 its content-hash cache, index built or opened), answers the missing items in batches, and each
 batch is appended and fsynced, so a killed run resumes where it stopped. One job's model is
 closed before the next job's loads. `run_jobs` runs the jobs here, in order, or with
-`--executor ray` as Ray tasks, each the same `run_job` in a worker (bench.executors).
+`--executor processes` / `ray` in worker processes or Ray tasks, each the same `run_job` in a
+worker (bench.executors).
 
 Studies that must act between answers (freshness updates the arm in place between its two
 passes) use the same pieces: `open_arm` and `answer_rows`.
@@ -186,7 +187,7 @@ def run_jobs(jobs: Sequence[Job], out_dir: Path | str, cache_dir: Path | str = C
              progress: bool = True, desc: str = "jobs") -> list[JobResult]:
     """Run every job (resuming finished work); one result per job, in the jobs' order. The
     executor in force (bench.executors: --executor / BENCH_EXECUTOR) runs them here, in order
-    (local), or as Ray tasks (ray)."""
+    (local), in worker processes several at once (processes), or as Ray tasks (ray)."""
     from bench.executors import current
 
     out_dir, cache_dir = Path(out_dir), Path(cache_dir)
@@ -195,6 +196,10 @@ def run_jobs(jobs: Sequence[Job], out_dir: Path | str, cache_dir: Path | str = C
         from bench.executors import run_jobs_ray   # imports ray only on this path
 
         return run_jobs_ray(jobs, out_dir, cache_dir, progress, desc)
+    if current() == "processes":
+        from bench.processes import run_jobs_processes
+
+        return run_jobs_processes(jobs, out_dir, cache_dir, progress, desc)
     results = []
     bar = tqdm(jobs, desc=desc, disable=not progress)
     for job in bar:

@@ -1,5 +1,6 @@
-"""Where `bench.engine.run_jobs` runs its jobs: `local` (here, one after another: the default) or
-`ray` (each job a Ray task on a local or remote cluster).
+"""Where `bench.engine.run_jobs` runs its jobs: `local` (here, one after another: the default),
+`processes` (worker processes on this machine, several jobs at once: bench.processes) or `ray`
+(each job a Ray task on a local or remote cluster).
 
 The choice: `--executor` on `bench run/study/profile`, else the `BENCH_EXECUTOR` variable (so
 `make all BENCH_EXECUTOR=ray` works), else local. With ray, Ray's own `RAY_ADDRESS` picks the
@@ -27,7 +28,7 @@ from typing import Sequence
 
 from bench.config import ConfigError
 
-EXECUTORS = ("local", "ray")
+EXECUTORS = ("local", "processes", "ray")
 ENV = "BENCH_EXECUTOR"
 
 # the CLI's --executor while a command runs (None: BENCH_EXECUTOR decides)
@@ -143,6 +144,15 @@ def submission_order(jobs: Sequence) -> list[int]:
     return sorted(range(len(jobs)), key=lambda i: -training_work(jobs[i]))
 
 
+def serial_keys(job, out_dir: Path) -> list[tuple]:
+    """What a job shares with others that must run before or after it, not beside it: its
+    prediction log (two jobs with one key) and its adapter (lora and hybrid of one recipe). An
+    executor that runs jobs at once starts a job only after the latest earlier job holding any
+    of its keys has finished."""
+    group = adapter_group(job)
+    return [("log", job.log_path(out_dir))] + ([("adapter", group)] if group else [])
+
+
 def worker_env() -> dict:
     """runtime_env for the tasks: the driver's settings, and its checkout on PYTHONPATH so a
     node whose venv lacks the editable install still imports `bench` from the shared folder
@@ -226,9 +236,7 @@ def run_jobs_ray(jobs: Sequence, out_dir: Path, cache_dir: Path, progress: bool,
             datasets[id(job.dataset)] = ray.put(job.dataset)
         res = resources(job, gpus, share)
         bare = dataclasses.replace(job, dataset=None)
-        # two jobs on one log (same key), or on one adapter, run one after the other
-        group = adapter_group(job)
-        keys = [("log", job.log_path(out_dir))] + ([("adapter", group)] if group else [])
+        keys = serial_keys(job, out_dir)
         after = list({id(last[k]): last[k] for k in keys if k in last}.values())   # each task once
         ref = _remote().options(**res, runtime_env=env, name=f"bench:{job.label}").remote(
             bare, datasets[id(job.dataset)], out, cache, cwd, res["num_cpus"], *after)

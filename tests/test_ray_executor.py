@@ -211,7 +211,7 @@ def test_an_unknown_executor_is_one_line_and_exit_2(argv, env, named, monkeypatc
         monkeypatch.setenv(executors.ENV, env)
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"error: {named}: unknown executor 'bogus'; choices: local, ray"
+    assert err == f"error: {named}: unknown executor 'bogus'; choices: local, processes, ray"
 
 
 def test_make_with_a_bad_executor_fails_at_once():
@@ -220,7 +220,7 @@ def test_make_with_a_bad_executor_fails_at_once():
     p = subprocess.run([sys.executable, "-m", "bench", "study", "accuracy", "--quiet"], cwd=ROOT,
                        env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2
-    assert p.stderr.strip().splitlines() == ["error: BENCH_EXECUTOR: unknown executor 'bogus'; choices: local, ray"]
+    assert p.stderr.strip().splitlines() == ["error: BENCH_EXECUTOR: unknown executor 'bogus'; choices: local, processes, ray"]
 
 
 def test_adapter_seconds_by_label_gives_each_setting_its_row(tmp_path):

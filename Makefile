@@ -5,6 +5,10 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 export BENCH_OFFLINE ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
+# a study's jobs run in worker processes, two one-thread jobs at a time on two cores (the pocket
+# model's matrices are too small to keep two cores busy in one job); BENCH_EXECUTOR=local runs
+# them here one after another, =ray on a Ray cluster (bench/executors.py)
+export BENCH_EXECUTOR ?= processes
 # make scale SCALE_FLAGS= runs the full 100k-chunk setting into results/scale (make scale-100k: into results/scale-100k)
 SCALE_FLAGS ?= --quick
 # make <study> MODEL=NAME runs a study with another model (pocket, a local folder, a Hugging Face
@@ -36,7 +40,7 @@ setup-gemma: setup
 
 ## test: the test suite (micro models only; about 3 minutes on two cores once .venv exists)
 test: setup
-	$(PY) -m pytest -q tests
+	BENCH_EXECUTOR= $(PY) -m pytest -q tests   # each test picks its executor; unset means local
 
 ## pocket-model: rebuild the committed pocket model from its recipe (95-100 minutes on 2 cores)
 pocket-model: setup

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make all`, one target at a time, each timed: appends
 # target,start,end,seconds,exit_code,load_1m,executor,cpu,lora_step_ms to results/perf/make-all.csv (TIMES=<file>
-# moves it), which `make perf` reads into its make-all table; executor is BENCH_EXECUTOR (local
-# when unset), so `BENCH_EXECUTOR=ray scripts/time_make_all.sh` logs beside a local run. The
+# moves it), which `make perf` reads into its make-all table; executor is BENCH_EXECUTOR (the
+# Makefile's default when unset), so `BENCH_EXECUTOR=ray scripts/time_make_all.sh` logs beside it. The
 # targets are the prerequisites of `all:` in the Makefile, in order, so the list never drifts from it; arguments go to every make call (e.g. MODEL=smollm2-135m).
 # TARGETS="accuracy hallucination" times only those (in that order; a target timed alone may
 # find less in the caches than it would after the targets before it in `make all`).
@@ -20,7 +20,8 @@ elif [ "$first" = "target,start,end,seconds,exit_code,load_1m,executor" ] ||
      [ "$first" = "target,start,end,seconds,exit_code,load_1m,executor,cpu" ]; then
     sed -i "1s/.*/$header/" "$log"   # a log from before the cpu / lora_step_ms columns: its rows read with them empty
 fi
-executor=${BENCH_EXECUTOR:-local}
+executor=${BENCH_EXECUTOR:-$(awk '/^export BENCH_EXECUTOR \?=/ {print $4}' Makefile)}   # else the Makefile's default
+executor=${executor:-local}   # a Makefile without one runs studies here
 # the machine: its speed changes between sessions (1.3-1.5x), and machines of one CPU name differ,
 # so each row carries the CPU model and the bench's LoRA step on this machine, timed once before
 # the first target on a quiet machine (`bench perf --speed`, ~20 s; SPEED=0 skips it)

@@ -186,13 +186,16 @@ def test_time_make_all_script_logs_each_target_and_stops_at_a_failure(tmp_path):
         pytest.skip("no make")
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts" / "time_make_all.sh").write_text((ROOT / "scripts" / "time_make_all.sh").read_text())
-    (tmp_path / "Makefile").write_text("all: a b \\\n\tc d\n\na:\n\t@true\nb:\n\t@true\nc:\n\t@false\nd:\n\t@true\n")
+    (tmp_path / "Makefile").write_text("export BENCH_EXECUTOR ?= processes\nall: a b \\\n\tc d\n\n"
+                                       "a:\n\t@true\nb:\n\t@true\nc:\n\t@false\nd:\n\t@true\n")
     done = subprocess.run(["bash", str(tmp_path / "scripts" / "time_make_all.sh")], capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin", "TIMES": str(tmp_path / "log.csv"), "SPEED": "0"})
     assert done.returncode != 0
     log = pd.read_csv(tmp_path / "log.csv")
     assert list(log["target"]) == ["a", "b", "c"] and list(log["exit_code"]) == [0, 0, 2]
-    assert list(make_times.read_log(tmp_path / "log.csv")) == ["a", "b", "c"]
+    # the executor: BENCH_EXECUTOR, else the Makefile's default (else local)
+    assert set(log["executor"]) == {"processes"}
+    assert list(make_times.read_log(tmp_path / "log.csv", "processes")) == ["a", "b", "c"]
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file() and "model name" in cpuinfo.read_text():
         model = next(line for line in cpuinfo.read_text().splitlines() if line.startswith("model name"))
@@ -203,6 +206,7 @@ def test_time_make_all_script_logs_each_target_and_stops_at_a_failure(tmp_path):
     subprocess.run(["bash", str(tmp_path / "scripts" / "time_make_all.sh")], capture_output=True, check=True,
                    env={"PATH": "/usr/bin:/bin", "TIMES": str(old), "TARGETS": "b", "SPEED": "0"})
     upgraded = pd.read_csv(old)
+    assert list(upgraded["executor"]) == ["local", "processes"]
     assert list(upgraded.columns)[-2:] == ["cpu", "lora_step_ms"] and list(upgraded["target"]) == ["a", "b"]
     assert pd.isna(upgraded.loc[0, "cpu"]) and list(upgraded["seconds"])[0] == 9.0
     assert upgraded["lora_step_ms"].isna().all()          # SPEED=0: not timed

@@ -128,8 +128,10 @@ perf: pocket-model-if-stale
 ## experiments/models/<model>.yaml, then the claims report; results/<model>/<study>/, timed in
 ## results/<model>/profile.json
 REAL_MODEL ?= smollm2-135m
+# one job at a time, as the committed results/<model>/ tables were run (REAL_EXECUTOR=processes packs them)
+REAL_EXECUTOR ?= local
 real: setup
-	$(PY) -m bench profile $(REAL_MODEL)
+	BENCH_EXECUTOR=$(REAL_EXECUTOR) $(PY) -m bench profile $(REAL_MODEL)
 	$(PY) -m bench report
 
 ## report: the claims report from saved results (no model runs); results/report.md and .html

@@ -4,10 +4,12 @@ the same thread counts, the same ordering of jobs that share a log or an adapter
 
 Why: the pocket model's matrices are too small to keep two cores busy in one job, so `local`
 (one job at a time with every core) leaves part of the machine idle, while two one-thread jobs
-at once use it (`make accuracy` 638 s that way on Ray against 890 s local, make-all.csv). Each
-job gets the threads a Ray task would get (`bench.executors.cpu_share`), so a processes run's
-tables equal a Ray run's. Workers are spawned, not forked (a forked torch with live threads can
-hang), once per `run_jobs` call, and reused by its jobs.
+at once use it (`make accuracy` 472 s that way on Ray against 579 s local, the same morning,
+results/perf/make-all.csv). Each job gets the threads a Ray task would get
+(`bench.executors.cpu_share`), so a processes run's tables equal a Ray run's. Workers are
+spawned, not forked (a forked torch with live threads can hang), and kept for the process's
+later `run_jobs` calls (a study may make several, `bench suite` one per study): each worker pays
+for importing torch once.
 """
 
 from __future__ import annotations
@@ -74,19 +76,42 @@ def plan(jobs: Sequence, out_dir: Path, cpus: int) -> tuple[list[int], dict[int,
     return order, after, threads
 
 
+# this process's workers, and what they were spawned with (see _pool)
+_POOL: ProcessPoolExecutor | None = None
+_POOL_KEY: tuple = ()
+
+
+def _pool() -> ProcessPoolExecutor:
+    """The process's pool, one worker per core at most (spawned as jobs need them). Reused while
+    the environment and folder it was spawned in hold: a worker reads BENCH_CACHE_DIR and the
+    offline switches once, at import, so a changed environment gets fresh workers."""
+    import multiprocessing
+
+    global _POOL, _POOL_KEY
+    key = (tuple(sorted(os.environ.items())), os.getcwd(), machine_cpus())
+    if _POOL is None or key != _POOL_KEY:
+        if _POOL is not None:
+            _POOL.shutdown(wait=True)
+        _POOL = ProcessPoolExecutor(machine_cpus(), mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=_watch_parent, initargs=(os.getpid(),))
+        _POOL_KEY = key
+    return _POOL
+
+
 def _stop(pool: ProcessPoolExecutor) -> None:
     """Stop the workers now, mid-job: an interrupted run keeps what its logs hold (every answered
-    batch was fsynced) and resumes from there; waiting for a job to finish could take minutes."""
+    batch was fsynced) and resumes from there; waiting for a job to finish could take minutes.
+    The next call spawns new ones."""
+    global _POOL
     for proc in list(getattr(pool, "_processes", {}).values()):
         proc.terminate()
     pool.shutdown(wait=False, cancel_futures=True)
+    _POOL = None
 
 
 def run_jobs_processes(jobs: Sequence, out_dir: Path, cache_dir: Path, progress: bool, desc: str) -> list:
     """Every job in a worker process, as many at once as their threads fit the cores; results in
     the jobs' order, a progress bar over finished jobs."""
-    import multiprocessing
-
     from tqdm import tqdm
 
     from bench.engine import JobResult
@@ -103,9 +128,7 @@ def run_jobs_processes(jobs: Sequence, out_dir: Path, cache_dir: Path, progress:
     out, cache = str(Path(out_dir).resolve()), str(Path(cache_dir).resolve())
     waiting, running, done, used = list(order), {}, set(), 0
     results: list = [None] * len(jobs)
-    pool = ProcessPoolExecutor(max(1, min(len(jobs), cpus // min(need))),
-                               mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_watch_parent, initargs=(os.getpid(),))
+    pool = _pool()
     bar = tqdm(total=len(jobs), desc=f"{desc} (processes)", disable=not progress)
     try:
         while waiting or running:
@@ -129,5 +152,4 @@ def run_jobs_processes(jobs: Sequence, out_dir: Path, cache_dir: Path, progress:
         raise
     finally:
         bar.close()
-    pool.shutdown(wait=True)
     return results

@@ -139,7 +139,7 @@ def test_make_times_reads_manifests_and_the_timing_log(tmp_path):
         (tmp_path / "results" / name / "manifest.json").write_text(json.dumps(doc))
     log = tmp_path / "make-all.csv"
     log.write_text("target,start,end,seconds,exit_code,load_1m,executor\na,s,e,9.0,0,1.0,\na,s,e,6.5,0,1.0,local\n"
-                   "a,s,e,4.0,0,1.0,ray\nb,s,e,3.0,0,1.0,ray\n")
+                   "a,s,e,4.0,0,1.0,ray\nb,s,e,3.0,0,1.0,ray\na,s,e,4.5,0,1.0,processes\n")
     df = make_times.table(tmp_path / "results", tmp_path / "Makefile", log).set_index("target")
     assert list(df.index) == ["a", "b", "c", "report", "total"]
     assert df.loc["a", "manifest_seconds"] == 5.0 and df.loc["b", "manifest_seconds"] == 7.0
@@ -148,6 +148,7 @@ def test_make_times_reads_manifests_and_the_timing_log(tmp_path):
     assert pd.isna(df.loc["b", "make_seconds"])
     assert df.loc["total", "manifest_seconds"] == 12.0 and df.loc["total", "make_seconds"] == 6.5
     assert df.loc["total", "ray_make_seconds"] == 7.0
+    assert df.loc["a", "processes_make_seconds"] == 4.5 and df.loc["total", "processes_make_seconds"] == 4.5
     # a log from before the executor column reads as local
     old = tmp_path / "old.csv"
     old.write_text("target,start,end,seconds,exit_code,load_1m\na,s,e,9.0,0,1.0\n")
@@ -179,6 +180,18 @@ def test_make_report_flags_local_and_ray_timings_from_different_sessions():
     # measured speeds that agree make runs of two sessions comparable
     alike = bullet("2026-12-01T06:30:44Z", "2026-12-02T10:58:59Z", "Intel Xeon", "Intel Xeon", 150.0, 160.0)
     assert "not comparable" not in alike and "(1.25x)" in alike and "150 ms" in alike
+
+    # one machine's speed logged, the other's not: the same day proves nothing
+    half = bullet("2026-12-01T06:30:44Z", "2026-12-01T05:20:07Z", "Intel Xeon", "Intel Xeon", 137.0, None)
+    assert "not comparable" in half and "137 ms on the local runs' machine" in half and "ray runs' machine's step" in half
+    # every pair of executors timed on the same targets gets its bullet: local vs processes too
+    df = pd.DataFrame({"target": ["a", "total"], "manifest_seconds": [5.0, 5.0], "make_seconds": [10.0, 10.0],
+                       "make_end": ["2026-12-01T06:30:44Z", None], "processes_make_seconds": [8.0, 8.0],
+                       "processes_make_end": ["2026-12-01T05:20:07Z", None], "ray_make_seconds": [None, None]})
+    lines = [line for line in make_md({"make_times.csv": df}, {}) if "timed both ways" in line]
+    assert lines == ["- Over the 1 targets timed both ways: local 10 s, processes 8 s (1.25x); "
+                     "every processes-timed target: 8 s."]
+    assert any("10 s (local), 8 s (processes)" in line for line in make_md({"make_times.csv": df}, {}))
 
 
 def test_time_make_all_script_logs_each_target_and_stops_at_a_failure(tmp_path):

@@ -46,13 +46,16 @@ def two_runs(micro_pocket, tmp_path_factory):
     processes.TASKS.clear()
     with executors.using("processes"):
         run_study("accuracy", cfg, root / "processes", cache_dir=root / "cache-processes", progress=False)
-    tasks = list(processes.TASKS)
+        tasks = list(processes.TASKS)
+        # run again (every answer is in its log): the same workers take the jobs, not new ones
+        run_study("accuracy", cfg, root / "processes", cache_dir=root / "cache-processes", progress=False)
+    again = processes.TASKS[len(tasks):]
     processes.TASKS.clear()
-    return root, tasks
+    return root, tasks, again
 
 
 def test_a_processes_run_writes_what_a_local_run_writes(two_runs):
-    root, _ = two_runs
+    root, _, _ = two_runs
     local, pooled = (load_item_table(root / d / "items.csv") for d in ("local", "processes"))
     assert len(local) == 4 * 2 * 6
     keep = [c for c in local.columns if not c.startswith("t_")]   # per-stage seconds
@@ -63,7 +66,7 @@ def test_a_processes_run_writes_what_a_local_run_writes(two_runs):
 
 
 def test_jobs_ran_in_workers_beside_each_other_and_adapters_in_turn(two_runs):
-    root, tasks = two_runs
+    root, tasks, _ = two_runs
     assert len(tasks) == 8 and all(t["pid"] != os.getpid() for t in tasks)
     assert {t["threads"] for t in tasks} == {1}
     by = {t["label"]: t for t in tasks}
@@ -79,6 +82,11 @@ def test_jobs_ran_in_workers_beside_each_other_and_adapters_in_turn(two_runs):
     for adapter in adapters:
         share = json.loads((adapter / "stats.json").read_text())["train_machine_share"]
         assert share == pytest.approx(min(1.0, 1 / processes.machine_cpus()), abs=1e-4)
+
+
+def test_a_later_call_reuses_the_workers(two_runs):
+    _, tasks, again = two_runs
+    assert len(again) == 8 and {t["pid"] for t in again} <= {t["pid"] for t in tasks}
 
 
 def test_the_plan_orders_jobs_like_ray_and_splits_the_cores(four_arms, tmp_path):

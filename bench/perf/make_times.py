@@ -8,8 +8,9 @@ target,start,end,seconds,exit_code,load_1m,executor,cpu,lora_step_ms) is the wal
 beside the machine it ran on (its CPU model and the bench's LoRA step there, timed by the script
 before the first target: machines of one CPU name differ in speed); its latest
 line per target and executor is used: `make_*` columns for the local executor (also lines
-without an executor, from before it was logged), `ray_make_*` for BENCH_EXECUTOR=ray. A target
-with neither (report: it has no manifest) shows blanks.
+without an executor, from before it was logged), `processes_make_*` for BENCH_EXECUTOR=processes
+(the Makefile's default), `ray_make_*` for BENCH_EXECUTOR=ray. A target with none (report: it
+has no manifest) shows blanks.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from pathlib import Path
 
 import pandas as pd
 
+# each executor's column prefix
+PREFIXES = {"local": "make", "processes": "processes_make", "ray": "ray_make"}
+FIELDS = ("seconds", "exit_code", "end", "load_1m", "cpu", "lora_step_ms")
 COLUMNS = ["target", "manifest_seconds", "manifest_written_at", "manifest_load_1m", "quick",
-           "make_seconds", "make_exit_code", "make_end", "make_load_1m", "make_cpu", "make_lora_step_ms",
-           "ray_make_seconds", "ray_make_exit_code", "ray_make_end", "ray_make_load_1m", "ray_make_cpu",
-           "ray_make_lora_step_ms"]
+           *(f"{prefix}_{field}" for prefix in PREFIXES.values() for field in FIELDS)]
 LOG = Path("results/perf/make-all.csv")
 
 
@@ -71,7 +73,7 @@ def _number(value):
 
 
 def table(results: Path = Path("results"), makefile: Path = Path("Makefile"), log: Path = LOG) -> pd.DataFrame:
-    logged = {"make": read_log(log, "local"), "ray_make": read_log(log, "ray")}
+    logged = {prefix: read_log(log, executor) for executor, prefix in PREFIXES.items()}
     rows = []
     for target in all_targets(makefile):
         row = {"target": target, **manifest_seconds(Path(results) / target)}
@@ -85,5 +87,5 @@ def table(results: Path = Path("results"), makefile: Path = Path("Makefile"), lo
         rows.append(row)
     df = pd.DataFrame(rows, columns=COLUMNS)
     total = {"target": "total", **{c: pd.to_numeric(df[c]).sum(min_count=1)
-                                   for c in ("manifest_seconds", "make_seconds", "ray_make_seconds")}}
+                                   for c in ("manifest_seconds", *(f"{p}_seconds" for p in PREFIXES.values()))}}
     return pd.concat([df, pd.DataFrame([total], columns=COLUMNS)], ignore_index=True)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.perf.make_times import PREFIXES
+
 
 def fmt(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -217,25 +219,40 @@ def make_md(t: dict, meta: dict) -> list[str]:
         return []
     df = t["make_times.csv"]
     total = df[df["target"] == "total"]
-    logged = df["make_seconds"].notna().any()
     out = ["## `make all` wall time by target", "", *md_table(df), "",
            "`manifest_seconds`: the study's own seconds from results/<target>/manifest.json (when and "
            "under what load it ran beside it); `make_seconds`: wall time of `make <target>` from "
-           "results/perf/make-all.csv, written by scripts/time_make_all.sh; `ray_make_seconds`: the same "
-           "with BENCH_EXECUTOR=ray (a local Ray cluster on this machine); `*_cpu`: the CPU model the "
+           "results/perf/make-all.csv, written by scripts/time_make_all.sh with BENCH_EXECUTOR=local "
+           "(one job at a time); `processes_make_seconds`: the same with worker processes, two one-thread "
+           "jobs at a time (the Makefile's default); `ray_make_seconds`: with BENCH_EXECUTOR=ray (a local "
+           "Ray cluster on this machine); `*_cpu`: the CPU model the "
            "script logged, `*_lora_step_ms`: the bench's LoRA step on that machine, timed by the script "
            "before the first target (`bench perf --speed`; blank for runs logged before it did either).", ""]
     if len(total):
+        timed = {name: total[f"{prefix}_seconds"].iloc[0] for name, prefix in PREFIXES.items()
+                 if f"{prefix}_seconds" in df and df[f"{prefix}_seconds"].notna().any()}
         out.append(f"- The manifests add up to {fmt(total['manifest_seconds'].iloc[0])} s"
-                   + (f"; the timed `make` calls to {fmt(total['make_seconds'].iloc[0])} s." if logged else
-                      "; no target has been timed by scripts/time_make_all.sh yet."))
-        both = df[(df["target"] != "total") & df["make_seconds"].notna() & df["ray_make_seconds"].notna()]
-        if len(both):
-            local, ray = both["make_seconds"].sum(), both["ray_make_seconds"].sum()
-            out.append(f"- Over the {len(both)} targets timed both ways: local {fmt(local)} s, Ray "
-                       f"{fmt(ray)} s ({local / ray:.2f}x){_sessions_apart(both)}; every Ray-timed "
-                       f"target: {fmt(total['ray_make_seconds'].iloc[0])} s.")
+                   + ("; the timed `make` calls to " + ", ".join(f"{fmt(v)} s ({k})" for k, v in timed.items()) + "."
+                      if timed else "; no target has been timed by scripts/time_make_all.sh yet."))
+        names = list(PREFIXES)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                out += _both_ways(df, total, a, b)
     return out + [""]
+
+
+def _both_ways(df: pd.DataFrame, total: pd.DataFrame, a: str, b: str) -> list[str]:
+    """One bullet comparing two executors over the targets both timed (none if none did)."""
+    pa, pb = PREFIXES[a], PREFIXES[b]
+    if f"{pa}_seconds" not in df or f"{pb}_seconds" not in df:
+        return []
+    both = df[(df["target"] != "total") & df[f"{pa}_seconds"].notna() & df[f"{pb}_seconds"].notna()]
+    if not len(both):
+        return []
+    x, y = both[f"{pa}_seconds"].sum(), both[f"{pb}_seconds"].sum()
+    return [f"- Over the {len(both)} targets timed both ways: {a} {fmt(x)} s, {b} {fmt(y)} s "
+            f"({x / y:.2f}x){_sessions_apart(both, a, b)}; every {b}-timed target: "
+            f"{fmt(total[f'{pb}_seconds'].iloc[0])} s."]
 
 
 # local and Ray runs that ended further apart than this come from different sessions
@@ -244,30 +261,36 @@ SAME_SESSION = pd.Timedelta(hours=6)
 SAME_SPEED = 1.2
 
 
-def _sessions_apart(both: pd.DataFrame) -> str:
-    """A warning when the local and the Ray timings come from different machines or sessions: this
+def _sessions_apart(both: pd.DataFrame, a: str = "local", b: str = "ray") -> str:
+    """A warning when two executors' timings (a's and b's) come from different machines or sessions: this
     machine's speed changes between sessions (1.3-1.5x), so their ratio would compare machines, not
     executors. Different CPU models are never comparable; where the script timed both machines'
-    LoRA step, the steps decide (within SAME_SPEED: comparable, whatever the dates); else runs more
-    than SAME_SESSION apart are not."""
-    cpus = [set(both[c].dropna()) if c in both else set() for c in ("make_cpu", "ray_make_cpu")]
+    LoRA step, the steps decide (within SAME_SPEED: comparable, whatever the dates); where only one
+    did, they are not (two sessions of one day ran on machines 1.2x apart); else runs more than
+    SAME_SESSION apart are not."""
+    pa, pb = PREFIXES[a], PREFIXES[b]
+    cpus = [set(both[c].dropna()) if c in both else set() for c in (f"{pa}_cpu", f"{pb}_cpu")]
     if all(cpus) and cpus[0] != cpus[1]:
-        return (f", **not comparable**: the local runs ran on {' / '.join(sorted(cpus[0]))}, the Ray runs "
+        return (f", **not comparable**: the {a} runs ran on {' / '.join(sorted(cpus[0]))}, the {b} runs "
                 f"on {' / '.join(sorted(cpus[1]))}")
     steps = [both[c].dropna() if c in both else pd.Series(dtype=float)
-             for c in ("make_lora_step_ms", "ray_make_lora_step_ms")]
+             for c in (f"{pa}_lora_step_ms", f"{pb}_lora_step_ms")]
     if all(len(x) for x in steps):   # the machines' own speed, where the script timed it
-        local, ray = steps[0].median(), steps[1].median()
-        if max(local, ray) > SAME_SPEED * min(local, ray):
-            return (f", **not comparable**: a LoRA step took {fmt(local)} ms on the local runs' machine "
-                    f"and {fmt(ray)} ms on the Ray runs'")
-        return f" (a LoRA step: {fmt(local)} ms on the local runs' machine, {fmt(ray)} ms on the Ray runs')"
-    local = pd.to_datetime(both["make_end"], errors="coerce", utc=True).max()
-    ray = pd.to_datetime(both["ray_make_end"], errors="coerce", utc=True).max()
-    if pd.isna(local) or pd.isna(ray) or abs(local - ray) <= SAME_SESSION:
+        x, y = steps[0].median(), steps[1].median()
+        if max(x, y) > SAME_SPEED * min(x, y):
+            return (f", **not comparable**: a LoRA step took {fmt(x)} ms on the {a} runs' machine "
+                    f"and {fmt(y)} ms on the {b} runs'")
+        return f" (a LoRA step: {fmt(x)} ms on the {a} runs' machine, {fmt(y)} ms on the {b} runs')"
+    if any(len(x) for x in steps):   # one side's speed unknown: the same date proves no same machine
+        known, unknown = (a, b) if len(steps[0]) else (b, a)
+        return (f", **not comparable**: a LoRA step took {fmt((steps[0] if len(steps[0]) else steps[1]).median())} ms "
+                f"on the {known} runs' machine, and the {unknown} runs' machine's step was not logged")
+    x = pd.to_datetime(both[f"{pa}_end"], errors="coerce", utc=True).max()
+    y = pd.to_datetime(both[f"{pb}_end"], errors="coerce", utc=True).max()
+    if pd.isna(x) or pd.isna(y) or abs(x - y) <= SAME_SESSION:
         return ""
-    return (f", **not comparable**: the local runs ended {local:%Y-%m-%d %H:%M}Z and the Ray runs "
-            f"{ray:%Y-%m-%d %H:%M}Z, in different sessions whose machines may differ in speed")
+    return (f", **not comparable**: the {a} runs ended {x:%Y-%m-%d %H:%M}Z and the {b} runs "
+            f"{y:%Y-%m-%d %H:%M}Z, in different sessions whose machines may differ in speed")
 
 
 def machine_name(hw: dict) -> str:

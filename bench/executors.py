@@ -75,9 +75,10 @@ def using(name: str | None):
 @contextlib.contextmanager
 def timing_here(timed: bool):
     """For a study that measures wall time: its jobs run here, one after another, when only
-    BENCH_EXECUTOR asks for Ray (`make all BENCH_EXECUTOR=ray`): workers sharing the cores would
-    time each other's load, at another thread count. `--executor ray` on the command line still
-    sends them to the cluster."""
+    BENCH_EXECUTOR asks for workers (`make all`, whose default is processes, or
+    `make all BENCH_EXECUTOR=ray`): workers sharing the cores would time each other's load, at
+    another thread count. `--executor ray` / `processes` on the command line still sends them
+    to the workers."""
     if not timed or _chosen is not None or current() == "local":
         yield
         return

@@ -255,7 +255,7 @@ def _both_ways(df: pd.DataFrame, total: pd.DataFrame, a: str, b: str) -> list[st
             f"{fmt(total[f'{pb}_seconds'].iloc[0])} s."]
 
 
-# local and Ray runs that ended further apart than this come from different sessions
+# two executors' runs that ended further apart than this come from different sessions
 SAME_SESSION = pd.Timedelta(hours=6)
 # LoRA steps within this ratio: the same speed of machine (one machine's fits vary ~15% run to run)
 SAME_SPEED = 1.2
@@ -266,7 +266,8 @@ def _sessions_apart(both: pd.DataFrame, a: str = "local", b: str = "ray") -> str
     machine's speed changes between sessions (1.3-1.5x), so their ratio would compare machines, not
     executors. Different CPU models are never comparable; where the script timed both machines'
     LoRA step, the steps decide (within SAME_SPEED: comparable, whatever the dates); where only one
-    did, they are not (two sessions of one day ran on machines 1.2x apart); else runs more than
+    did, they are not (two sessions of 2026-12-02 ran on machines whose steps took 137 ms and
+    147-177 ms); else runs more than
     SAME_SESSION apart are not."""
     pa, pb = PREFIXES[a], PREFIXES[b]
     cpus = [set(both[c].dropna()) if c in both else set() for c in (f"{pa}_cpu", f"{pb}_cpu")]
@@ -282,9 +283,9 @@ def _sessions_apart(both: pd.DataFrame, a: str = "local", b: str = "ray") -> str
                     f"and {fmt(y)} ms on the {b} runs'")
         return f" (a LoRA step: {fmt(x)} ms on the {a} runs' machine, {fmt(y)} ms on the {b} runs')"
     if any(len(x) for x in steps):   # one side's speed unknown: the same date proves no same machine
-        known, unknown = (a, b) if len(steps[0]) else (b, a)
-        return (f", **not comparable**: a LoRA step took {fmt((steps[0] if len(steps[0]) else steps[1]).median())} ms "
-                f"on the {known} runs' machine, and the {unknown} runs' machine's step was not logged")
+        known, unknown, ms = (a, b, steps[0]) if len(steps[0]) else (b, a, steps[1])
+        return (f", **not comparable**: a LoRA step took {fmt(ms.median())} ms on the {known} runs' "
+                f"machine, and the {unknown} runs' machine's step was not logged")
     x = pd.to_datetime(both[f"{pa}_end"], errors="coerce", utc=True).max()
     y = pd.to_datetime(both[f"{pb}_end"], errors="coerce", utc=True).max()
     if pd.isna(x) or pd.isna(y) or abs(x - y) <= SAME_SESSION:

@@ -30,7 +30,8 @@ def test_micro_batches_keep_every_row_and_cut_padding():
     assert len(micro_batches(rows_of([20] * 8), call_cost=0)) == 1   # equal lengths never split
 
 
-def test_train_step_gives_the_padded_batchs_gradient(micro_pocket):
+def moved_lora(micro_pocket):
+    """(tokenizer, peft model) on the micro pocket model, LoRA weights random (B starts at zero)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path, _ = micro_pocket
@@ -38,9 +39,14 @@ def test_train_step_gives_the_padded_batchs_gradient(micro_pocket):
     torch.manual_seed(0)
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(path),
                            LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
-    for p in model.parameters():                                   # LoRA B starts at zero: move it
+    for p in model.parameters():
         if p.requires_grad:
             p.data.normal_(0, 0.05)
+    return tok, model
+
+
+def test_train_step_gives_the_padded_batchs_gradient(micro_pocket):
+    tok, model = moved_lora(micro_pocket)
     rng = random.Random(0)
     words = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
     examples = [(" ".join(rng.choices(words, k=rng.randint(2, 4))), " ".join(rng.choices(words, k=rng.randint(1, 30))))
@@ -60,6 +66,36 @@ def test_train_step_gives_the_padded_batchs_gradient(micro_pocket):
     assert loss[0] == pytest.approx(full, rel=1e-5)
     for a, b in zip(ref, got):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_the_head_runs_on_labelled_positions_only_with_the_full_paths_loss(micro_pocket, monkeypatch):
+    from bench.models import training
+
+    tok, model = moved_lora(micro_pocket)
+    rows = [encode_example(tok, "who wrote alpha beta", "gamma"), encode_example(tok, "", "delta epsilon zeta eta"),
+            encode_example(tok, "where is theta", "iota kappa")]
+    ids = encode_example(tok, "a row without a target", "x")[0]
+    rows.append((ids, [training.IGNORE] * len(ids)))                  # no loss at all: not counted
+    batch = collate(rows, tok.pad_token_id)
+    head_rows = []
+    model.get_base_model().get_output_embeddings().register_forward_hook(
+        lambda m, args, out: head_rows.append(args[0].shape[:-1].numel()))
+
+    def loss_and_grads():
+        model.zero_grad()
+        loss, n = training.example_losses(model, batch)
+        loss.backward()
+        return loss.item(), n, [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    trimmed = loss_and_grads()
+    assert head_rows == [int((batch["labels"][:, 1:] != training.IGNORE).sum())]   # labelled positions only
+    monkeypatch.setattr(training, "HEAD_ONLY_ON_LABELS", frozenset())            # the full-logits path
+    full = loss_and_grads()
+    assert head_rows[1] == batch["input_ids"].numel()
+    assert trimmed[1] == full[1] == 3
+    assert trimmed[0] == pytest.approx(full[0], rel=1e-6)
+    for a, b in zip(trimmed[2], full[2]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
 
 
 def test_left_pad_puts_padding_first():

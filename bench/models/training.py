@@ -89,13 +89,30 @@ def per_example_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return loss_sum / count
 
 
+# Causal LMs whose forward is `lm_head(decoder(...))` and nothing after it (no logit scaling or
+# soft-capping), so the head may run on chosen positions alone. Others take the full path.
+HEAD_ONLY_ON_LABELS = frozenset({"llama", "mistral", "qwen2", "qwen3"})
+
+
 def example_losses(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """(sum over examples of each example's mean token loss, examples with a target)."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    """(sum over examples of each example's mean token loss, examples with a target).
+
+    The vocabulary head runs only where a label is: QA rows train on a 3-5-token answer after a
+    15-token question, so ~60% of a LoRA batch's positions (accuracy recipe, pocket model) carry
+    no loss, and their logits, log-softmax and backward were pure waste (~9% of a step at one
+    thread). The same losses, summed in another order: only float rounding moves."""
     labels = batch["labels"][:, 1:]
-    token_loss = torch.nn.functional.cross_entropy(
-        logits[:, :-1].flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE,
-        reduction="none").view(labels.shape)
-    counts = (labels != IGNORE).sum(dim=1)
-    per_example = token_loss.sum(dim=1) / counts.clamp(min=1)
+    keep = labels != IGNORE
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model   # peft or plain
+    if getattr(base.config, "model_type", None) in HEAD_ONLY_ON_LABELS:
+        hidden = base.get_decoder()(input_ids=batch["input_ids"],
+                                    attention_mask=batch["attention_mask"]).last_hidden_state
+        logits = base.get_output_embeddings()(hidden[:, :-1][keep])
+    else:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1][keep]
+    token_loss = torch.nn.functional.cross_entropy(logits.float(), labels[keep], reduction="none")
+    counts = keep.sum(dim=1)
+    row_of_token = keep.nonzero()[:, 0]
+    per_row = torch.zeros(len(labels), dtype=token_loss.dtype, device=token_loss.device)
+    per_example = per_row.index_add(0, row_of_token, token_loss) / counts.clamp(min=1)
     return per_example[counts > 0].sum(), int((counts > 0).sum())
